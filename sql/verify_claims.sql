@@ -1,0 +1,7 @@
+-- Every claim of a zone with what re-deriving its draw needs; streamed, never collected.
+SELECT c.claim_id, c.chest_id, c.player, c.seed_epoch, c.loot, c.loot_table_id,
+       s.seed, s.revealed_at
+FROM claims c
+JOIN zone_seeds s ON s.zone_id = c.zone_id AND s.epoch = c.seed_epoch
+WHERE c.zone_id = $1
+ORDER BY c.chest_id

@@ -1,0 +1,304 @@
+//! Claims: opening a chest (any or a given one) in one statement on the zone's shard, with
+//! idempotent retries, and a player's history gathered from every shard.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::valid_player_id;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::fairness::Draw;
+use crate::zones::validate_zone_name;
+
+/// One opened chest, exactly as recorded in the ledger (a replay returns the same bytes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claim {
+    pub claim_id: Uuid,
+    pub zone: String,
+    pub chest_id: i64,
+    pub player: String,
+    /// `[{"item","qty","rarity"}]` as drawn.
+    pub loot: serde_json::Value,
+    pub opened_at: DateTime<Utc>,
+    /// The seed epoch the draw used; with the revealed seed anyone can replay it.
+    pub seed_epoch: i32,
+}
+
+/// The result of a claim request.
+#[derive(Debug, Clone)]
+pub struct ClaimOutcome {
+    pub claim: Claim,
+    /// True when an earlier request with the same idempotency key opened the chest.
+    pub replayed: bool,
+}
+
+/// Idempotency keys: 1-255 printable ASCII characters, unique per player and zone.
+pub fn validate_idempotency_key(key: &str) -> Result<()> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+        ))
+    }
+}
+
+/// Attempts per claim when the cached zone view is stale (a reveal or a new loot table).
+const ATTEMPTS: usize = 3;
+
+impl Engine {
+    /// Opens a chest for `player` in `zone`: any unopened one (`chest: None`) or the given one.
+    ///
+    /// One statement on the zone's shard does it all (see `sql/claim.sql`); a retry with the
+    /// same idempotency key returns the first answer and never opens a second chest, even
+    /// when two retries race or the first response was lost.
+    pub async fn claim(
+        &self,
+        zone: &str,
+        player: &str,
+        chest: Option<i64>,
+        idempotency_key: Option<&str>,
+    ) -> Result<ClaimOutcome> {
+        validate_zone_name(zone)?;
+        if !valid_player_id(player) {
+            return Err(Error::invalid("invalid_player", "player ids are 1-64 of [A-Za-z0-9_-]"));
+        }
+        if let Some(key) = idempotency_key {
+            validate_idempotency_key(key)?;
+        }
+        if let Some(id) = chest {
+            if id < 1 {
+                return Err(Error::ChestNotFound {
+                    zone: zone.to_owned(),
+                    chest_id: id,
+                });
+            }
+        }
+        let shard = self.shards.for_zone(zone);
+        for attempt in 0..ATTEMPTS {
+            let info = self.zone_info(zone, attempt > 0).await?;
+            let claim_id = Uuid::now_v7();
+            let draw = Draw::new(&info.seed, zone, player, claim_id);
+            let loot: serde_json::Map<String, serde_json::Value> = info
+                .tables
+                .iter()
+                .map(|t| (t.id.to_string(), serde_json::json!(draw.loot(t))))
+                .collect();
+            let row = sqlx::query_file!(
+                "sql/claim.sql",
+                info.id,
+                info.epoch,
+                player,
+                idempotency_key,
+                draw.start,
+                serde_json::Value::Object(loot),
+                claim_id,
+                chest
+            )
+            .fetch_one(&shard.pool()?)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+            let recorded = || -> Result<Claim> {
+                match (row.claim_id, row.chest_id, row.loot.clone(), row.opened_at, row.seed_epoch) {
+                    (Some(claim_id), Some(chest_id), Some(loot), Some(opened_at), Some(seed_epoch)) => Ok(Claim {
+                        claim_id,
+                        zone: zone.to_owned(),
+                        chest_id,
+                        player: player.to_owned(),
+                        loot,
+                        opened_at,
+                        seed_epoch,
+                    }),
+                    _ => Err(Error::Internal("claim statement returned no claim".into())),
+                }
+            };
+            match row.status.as_str() {
+                "opened" => {
+                    return Ok(ClaimOutcome {
+                        claim: recorded()?,
+                        replayed: false,
+                    })
+                }
+                "replayed" => return self.replay(recorded()?, chest),
+                "exhausted" => return Err(Error::ZoneExhausted(zone.to_owned())),
+                "already_opened" => {
+                    return Err(Error::ChestAlreadyOpened {
+                        zone: zone.to_owned(),
+                        chest_id: chest.unwrap_or_default(),
+                    })
+                }
+                "not_found" => {
+                    return Err(Error::ChestNotFound {
+                        zone: zone.to_owned(),
+                        chest_id: chest.unwrap_or_default(),
+                    })
+                }
+                "retry" => {
+                    // Either a racing retry with our key committed first, or the chest's loot
+                    // table is newer than our cached view. The first is answered by the ledger.
+                    if let Some(key) = idempotency_key {
+                        let prior = sqlx::query_file!("sql/claim_by_key.sql", info.id, player, key)
+                            .fetch_optional(&shard.pool()?)
+                            .await
+                            .map_err(|e| shard.db_error(e))?;
+                        if let Some(p) = prior {
+                            let claim = Claim {
+                                claim_id: p.claim_id,
+                                zone: zone.to_owned(),
+                                chest_id: p.chest_id,
+                                player: player.to_owned(),
+                                loot: p.loot,
+                                opened_at: p.opened_at,
+                                seed_epoch: p.seed_epoch,
+                            };
+                            return self.replay(claim, chest);
+                        }
+                    }
+                }
+                "stale" => {}
+                other => return Err(Error::Internal(format!("unknown claim status {other:?}"))),
+            }
+        }
+        Err(Error::Internal(format!(
+            "zone {zone:?} kept changing under the claim; gave up after {ATTEMPTS} attempts"
+        )))
+    }
+
+    /// A replay must answer the same request: a key first used on another chest is refused.
+    fn replay(&self, claim: Claim, asked: Option<i64>) -> Result<ClaimOutcome> {
+        if let Some(asked) = asked {
+            if asked != claim.chest_id {
+                return Err(Error::IdempotencyKeyReused(format!(
+                    "it opened chest {} in zone {:?}, not chest {asked}",
+                    claim.chest_id, claim.zone
+                )));
+            }
+        }
+        Ok(ClaimOutcome {
+            claim,
+            replayed: true,
+        })
+    }
+}
+
+/// Keyset cursor of a player's history: the last claim of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub opened_at: DateTime<Utc>,
+    pub claim_id: Uuid,
+}
+
+impl HistoryCursor {
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.opened_at.timestamp_micros(), self.claim_id.simple())
+    }
+
+    pub fn decode(s: &str) -> Result<Self> {
+        let bad = || Error::invalid("invalid_cursor", "before must be a `next` value from a previous page");
+        let (micros, id) = s.split_once('_').ok_or_else(bad)?;
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        Ok(HistoryCursor {
+            opened_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+            claim_id: Uuid::parse_str(id).map_err(|_| bad())?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPage {
+    pub claims: Vec<Claim>,
+    /// Pass as `before` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+impl Engine {
+    /// A player's claims across all shards, newest first. Every shard answers its own newest
+    /// `limit` claims before the cursor and the pages are merged; a down shard fails the read
+    /// (503) rather than silently returning a partial history.
+    pub async fn history(
+        &self,
+        player: &str,
+        before: Option<HistoryCursor>,
+        limit: i64,
+    ) -> Result<HistoryPage> {
+        if !valid_player_id(player) {
+            return Err(Error::invalid("invalid_player", "player ids are 1-64 of [A-Za-z0-9_-]"));
+        }
+        let (at, id) = match before {
+            Some(c) => (c.opened_at, c.claim_id),
+            // Year 9999: later than any claim, well inside PostgreSQL's range.
+            None => (
+                DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
+                Uuid::max(),
+            ),
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in self.shards.all() {
+            let shard = shard.clone();
+            let player = player.to_owned();
+            tasks.spawn(async move {
+                sqlx::query_file!("sql/player_history.sql", player, at, id, limit)
+                    .fetch_all(&shard.pool()?)
+                    .await
+                    .map_err(|e| shard.db_error(e))
+                    .map(|rows| {
+                        rows.into_iter()
+                            .map(|r| Claim {
+                                claim_id: r.claim_id,
+                                zone: r.zone,
+                                chest_id: r.chest_id,
+                                player: player.clone(),
+                                loot: r.loot,
+                                opened_at: r.opened_at,
+                                seed_epoch: r.seed_epoch,
+                            })
+                            .collect::<Vec<_>>()
+                    })
+            });
+        }
+        let mut claims = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let part = joined.map_err(|e| Error::Internal(format!("history task: {e}")))??;
+            claims.extend(part);
+        }
+        claims.sort_by(|a, b| (b.opened_at, b.claim_id).cmp(&(a.opened_at, a.claim_id)));
+        claims.truncate(limit as usize);
+        let next = (claims.len() as i64 == limit)
+            .then(|| claims.last())
+            .flatten()
+            .map(|c| {
+                HistoryCursor {
+                    opened_at: c.opened_at,
+                    claim_id: c.claim_id,
+                }
+                .encode()
+            });
+        Ok(HistoryPage { claims, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = HistoryCursor {
+            opened_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("ts"),
+            claim_id: Uuid::now_v7(),
+        };
+        assert_eq!(HistoryCursor::decode(&c.encode()).ok(), Some(c));
+        assert!(HistoryCursor::decode("nope").is_err());
+        assert!(HistoryCursor::decode("12_notauuid").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(validate_idempotency_key("retry-1").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("has space").is_err());
+        assert!(validate_idempotency_key(&"k".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! Configuration: every setting is a `TROVE_*` environment variable with a matching flag,
+//! shared by all subcommands so `trove migrate` reads exactly what `trove serve` reads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings common to every subcommand. Defaults are documented in the README.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// PostgreSQL shard URLs, comma-separated, in shard order. The order is part of the
+    /// sharding scheme: only ever append. Unset: a private local stack is started.
+    #[arg(long, env = "TROVE_SHARDS", value_delimiter = ',', global = true)]
+    pub shards: Vec<String>,
+
+    /// HS256 secret for bearer tokens. Required with TROVE_SHARDS; the local stack keeps one
+    /// in its data dir.
+    #[arg(long, env = "TROVE_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "TROVE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Connections per shard pool.
+    #[arg(long, env = "TROVE_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a shard connection before answering 503, in ms.
+    #[arg(long, env = "TROVE_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Server-side statement timeout on every shard connection, in ms.
+    #[arg(long, env = "TROVE_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub db_statement_timeout_ms: u64,
+
+    /// Largest accepted request body, in bytes (larger: 413).
+    #[arg(long, env = "TROVE_BODY_LIMIT", default_value_t = 65536, global = true)]
+    pub body_limit: usize,
+
+    /// Whole-request timeout, in ms (exceeded: 408 request_timeout).
+    #[arg(long, env = "TROVE_REQUEST_TIMEOUT_MS", default_value_t = 10000, global = true)]
+    pub request_timeout_ms: u64,
+
+    /// Where the local stack keeps its PostgreSQL clusters and secret. Default:
+    /// $XDG_DATA_HOME/trove (or ~/.local/share/trove); /var/lib/trove when run as root.
+    #[arg(long, env = "TROVE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_statement_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// A config for the given shards with every other setting at its default; used by tests,
+    /// benchmarks and the local stack.
+    pub fn for_shards(shards: Vec<String>, jwt_secret: &str) -> Self {
+        Config {
+            shards,
+            jwt_secret: Some(jwt_secret.to_owned()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_pool_size: 16,
+            db_acquire_timeout_ms: 2000,
+            db_statement_timeout_ms: 5000,
+            body_limit: 65536,
+            request_timeout_ms: 10000,
+            data_dir: None,
+        }
+    }
+}

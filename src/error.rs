@@ -1,0 +1,73 @@
+//! One error type for the engine, mapped to one JSON shape at the HTTP boundary
+//! (`{"error": "snake_code", "message": "..."}`, see `api::error`).
+
+use std::time::Duration;
+
+/// Everything a Trove operation can fail with. Variants carry what the caller can act on;
+/// database details stay in the log, never in a response.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: the request changes nothing. `code` is the snake_case error code.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("zone {0:?} does not exist")]
+    ZoneNotFound(String),
+    #[error("loot table {0:?} does not exist")]
+    LootTableNotFound(String),
+    #[error("chest {chest_id} does not exist in zone {zone:?}")]
+    ChestNotFound { zone: String, chest_id: i64 },
+    #[error("no unopened chest is left in zone {0:?}")]
+    ZoneExhausted(String),
+    #[error("chest {chest_id} in zone {zone:?} was already opened")]
+    ChestAlreadyOpened { zone: String, chest_id: i64 },
+    #[error("idempotency key was already used for a different request: {0}")]
+    IdempotencyKeyReused(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The zone's shard cannot be reached; other shards keep working.
+    #[error("shard {shard} is unavailable")]
+    ShardUnavailable { shard: usize, retry_after: Duration },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable snake_case code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { code, .. } | Error::Unauthorized { code, .. } => code,
+            Error::Forbidden(_) => "forbidden",
+            Error::ZoneNotFound(_) => "zone_not_found",
+            Error::LootTableNotFound(_) => "loot_table_not_found",
+            Error::ChestNotFound { .. } => "chest_not_found",
+            Error::ZoneExhausted(_) => "zone_exhausted",
+            Error::ChestAlreadyOpened { .. } => "chest_already_opened",
+            Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            Error::Conflict(_) => "conflict",
+            Error::ShardUnavailable { .. } => "shard_unavailable",
+            Error::Database(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,348 @@
+//! The zero-setup local stack: private PostgreSQL clusters started from the machine's
+//! installed binaries (as the `postgres` user when Trove runs as root, since PostgreSQL refuses
+//! to run as root), kept in a data dir that survives restarts, plus a seeded demo world.
+//! Tests and benchmarks use the same code for their throwaway clusters.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::engine::Engine;
+use crate::loot::{LootEntry, LootTableSpec, Rarity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under \
+         /usr/lib/postgresql/*/bin. Install them (Debian: `apt-get install -y postgresql`) \
+         or point TROVE_SHARDS at running PostgreSQL servers."
+    )]
+    MissingBinaries,
+    #[error("running as root, but there is no `postgres` user to run PostgreSQL as (install the postgresql package, or run Trove as a normal user)")]
+    NoPostgresUser,
+    #[error("`{command}` failed ({status}): {output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("seeding the demo world: {0}")]
+    Seed(#[from] crate::error::Error),
+}
+
+type Result<T> = std::result::Result<T, LocalError>;
+
+/// Where `initdb` and `pg_ctl` live.
+#[derive(Debug, Clone)]
+pub struct PgBinaries {
+    pub bin_dir: PathBuf,
+}
+
+impl PgBinaries {
+    /// PATH first, then the newest `/usr/lib/postgresql/<version>/bin`.
+    pub fn find() -> Result<Self> {
+        let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+        if let Some(path) = std::env::var_os("PATH") {
+            if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
+                return Ok(PgBinaries { bin_dir: dir });
+            }
+        }
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+                let bin = e.path().join("bin");
+                has_both(&bin).then_some((v, bin))
+            })
+            .collect();
+        versions.sort();
+        versions
+            .pop()
+            .map(|(_, bin_dir)| PgBinaries { bin_dir })
+            .ok_or(LocalError::MissingBinaries)
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// uid and gid of the `postgres` user.
+fn postgres_user() -> Result<(u32, u32)> {
+    let name = c"postgres";
+    // SAFETY: getpwnam takes a NUL-terminated name; the returned record is read at once,
+    // before any other call could reuse its static storage.
+    unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        if pw.is_null() {
+            return Err(LocalError::NoPostgresUser);
+        }
+        Ok(((*pw).pw_uid, (*pw).pw_gid))
+    }
+}
+
+/// Settings written into every private cluster's postgresql.conf.
+const BASE_SETTINGS: &[&str] = &[
+    "listen_addresses = '127.0.0.1'",
+    "unix_socket_directories = ''",
+    "max_connections = 200",
+    "shared_buffers = 128MB",
+];
+
+/// Throwaway clusters (tests, benchmarks of the HTTP path) trade durability for speed.
+pub const THROWAWAY_SETTINGS: &[&str] = &["fsync = off", "full_page_writes = off"];
+
+/// One private PostgreSQL cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    bins: PgBinaries,
+}
+
+impl Cluster {
+    /// Initialises `dir` if it holds no cluster yet (on a free port from `first_port` up,
+    /// with `settings` added), and starts it unless it is already running.
+    pub fn ensure(dir: &Path, first_port: u16, settings: &[&str]) -> Result<Cluster> {
+        let bins = PgBinaries::find()?;
+        let conf = dir.join("postgresql.conf");
+        let port = if conf.is_file() {
+            read_port(&conf).unwrap_or(5432)
+        } else {
+            let port = free_port(first_port);
+            std::fs::create_dir_all(dir).map_err(|e| LocalError::Io(format!("creating {}", dir.display()), e))?;
+            if is_root() {
+                let (uid, gid) = postgres_user()?;
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                    .map_err(|e| LocalError::Io(format!("chown {}", dir.display()), e))?;
+            }
+            let cluster = Cluster { dir: dir.to_owned(), port, bins: bins.clone() };
+            cluster.pg("initdb", &["-D", &path_str(dir), "-U", "trove", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&conf)
+                .map_err(|e| LocalError::Io(format!("opening {}", conf.display()), e))?;
+            let mut extra = format!("\n# Added by Trove's local stack\nport = {port}\n");
+            for line in BASE_SETTINGS.iter().chain(settings) {
+                extra.push_str(line);
+                extra.push('\n');
+            }
+            f.write_all(extra.as_bytes())
+                .map_err(|e| LocalError::Io(format!("writing {}", conf.display()), e))?;
+            port
+        };
+        let cluster = Cluster { dir: dir.to_owned(), port, bins };
+        if !cluster.is_running() {
+            cluster.start()?;
+        }
+        Ok(cluster)
+    }
+
+    /// Runs a PostgreSQL program, as the `postgres` user when we are root.
+    fn pg(&self, program: &str, args: &[&str]) -> Result<Output> {
+        let exe = self.bins.bin_dir.join(program);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(args).stdin(std::process::Stdio::null());
+        let shown = format!("{} {}", exe.display(), args.join(" "));
+        let out = cmd.output().map_err(|e| LocalError::Io(format!("running {shown}"), e))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(LocalError::Command {
+                command: shown,
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&[out.stdout.as_slice(), out.stderr.as_slice()].concat()).into_owned(),
+            })
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.pg("pg_ctl", &["status", "-D", &path_str(&self.dir)]).is_ok()
+    }
+
+    pub fn start(&self) -> Result<()> {
+        let log = path_str(&self.dir.join("server.log"));
+        self.pg("pg_ctl", &["start", "-D", &path_str(&self.dir), "-l", &log, "-w", "-t", "60"])
+            .map(drop)
+    }
+
+    /// Fast shutdown: in-flight transactions roll back, committed ones are durable.
+    pub fn stop(&self) -> Result<()> {
+        self.pg("pg_ctl", &["stop", "-D", &path_str(&self.dir), "-m", "fast", "-w", "-t", "60"])
+            .map(drop)
+    }
+
+    /// Connection URL of database `db` in this cluster.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://trove@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates database `db` unless it exists.
+    pub async fn create_database(&self, db: &str, template: Option<&str>) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(db)
+            .fetch_one(&mut conn)
+            .await?;
+        if !exists {
+            // Identifiers cannot be bound; names here are ours, quoted to be safe.
+            let mut sql = format!("CREATE DATABASE \"{}\"", db.replace('"', ""));
+            if let Some(t) = template {
+                sql.push_str(&format!(" TEMPLATE \"{}\"", t.replace('"', "")));
+            }
+            sqlx::raw_sql(&sql).execute(&mut conn).await?;
+        }
+        conn.close().await?;
+        Ok(())
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn read_port(conf: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(conf).ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("port = "))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .last()
+}
+
+/// The first port from `from` that is free on 127.0.0.1.
+pub fn free_port(from: u16) -> u16 {
+    (from..u16::MAX)
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .unwrap_or(from)
+}
+
+/// The local stack's default data dir.
+pub fn default_data_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/trove");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("trove");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/trove")
+}
+
+/// A running local stack: two shard clusters and the token secret.
+pub struct LocalStack {
+    pub clusters: Vec<Cluster>,
+    pub shard_urls: Vec<String>,
+    pub jwt_secret: String,
+    pub data_dir: PathBuf,
+}
+
+/// Number of shards the local stack runs.
+pub const LOCAL_SHARDS: usize = 2;
+
+impl LocalStack {
+    /// Starts (initialising on first use) the local shards in `data_dir`.
+    pub async fn start(data_dir: &Path) -> Result<LocalStack> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| LocalError::Io(format!("creating {}", data_dir.display()), e))?;
+        let mut clusters = Vec::new();
+        let mut shard_urls = Vec::new();
+        for i in 0..LOCAL_SHARDS {
+            let cluster = Cluster::ensure(&data_dir.join(format!("shard{i}")), 54330 + 10 * i as u16, &[])?;
+            cluster.create_database("trove", None).await?;
+            shard_urls.push(cluster.url("trove"));
+            clusters.push(cluster);
+        }
+        let jwt_secret = secret_in(data_dir)?;
+        Ok(LocalStack {
+            clusters,
+            shard_urls,
+            jwt_secret,
+            data_dir: data_dir.to_owned(),
+        })
+    }
+
+    /// Stops every cluster of the stack.
+    pub fn stop(&self) {
+        for c in &self.clusters {
+            if let Err(e) = c.stop() {
+                tracing::warn!(error = %e, "stopping local PostgreSQL");
+            }
+        }
+    }
+}
+
+/// The token secret kept in the data dir, created on first use.
+fn secret_in(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if s.trim().len() >= 16 {
+            return Ok(s.trim().to_owned());
+        }
+    }
+    let secret = hex::encode(crate::fairness::new_server_seed().map_err(LocalError::Seed)?);
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| LocalError::Io(format!("writing {}", path.display()), e))?;
+    f.write_all(secret.as_bytes())
+        .map_err(|e| LocalError::Io(format!("writing {}", path.display()), e))?;
+    Ok(secret)
+}
+
+/// The demo world's loot table.
+pub fn starter_table() -> LootTableSpec {
+    let e = |item: &str, weight, min_qty, max_qty, rarity| LootEntry {
+        item: item.into(),
+        weight,
+        min_qty,
+        max_qty,
+        rarity,
+    };
+    LootTableSpec {
+        entries: vec![
+            e("gold", 70, 1, 50, Rarity::Common),
+            e("potion", 20, 1, 3, Rarity::Uncommon),
+            e("gem", 8, 1, 2, Rarity::Rare),
+            e("dragon-scale", 2, 1, 1, Rarity::Legendary),
+        ],
+        rolls: 2,
+    }
+}
+
+/// Demo zones and their sizes; they spread over both local shards.
+pub const DEMO_ZONES: &[(&str, i64)] = &[("meadow", 1000), ("caves", 500), ("dragon-lair", 50)];
+
+/// Seeds the demo world once: the `starter` table and the demo zones (existing zones are
+/// left as they are, so restarts keep their state).
+pub async fn seed_demo(engine: &Engine) -> Result<()> {
+    engine.put_loot_table("starter", &starter_table()).await?;
+    for (zone, count) in DEMO_ZONES {
+        match engine.zone(zone).await {
+            Ok(_) => {}
+            Err(crate::error::Error::ZoneNotFound(_)) => {
+                engine.spawn(zone, *count, "starter", false).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

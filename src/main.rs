@@ -1,0 +1,168 @@
+//! The `trove` command. Thin: parse, resolve where the shards are, call the library.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use trove::api::{AppState, Application};
+use trove::auth::{parse_ttl, JwtKeys, Role};
+use trove::config::Config;
+use trove::local::{seed_demo, LocalStack};
+use trove::shards::ShardSet;
+use trove::Engine;
+
+#[derive(Parser)]
+#[command(name = "trove", version, about = "Transactional loot engine on sharded PostgreSQL")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default). Without TROVE_SHARDS: a private local stack.
+    Serve,
+    /// Apply migrations/ to every shard and print each shard's version.
+    Migrate,
+    /// Show each shard's reachability, migration version and zone count.
+    Shards,
+    /// Print a bearer token.
+    Token {
+        #[arg(long)]
+        player: String,
+        /// Give the token the admin role.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime: 30s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
+    Verify { zone: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut config = cli.config;
+    let command = cli.command.unwrap_or(Command::Serve);
+
+    // No shards configured: run on the private local stack (started here, stopped on exit).
+    let local = if config.shards.is_empty() {
+        let dir = config.data_dir.clone().unwrap_or_else(trove::local::default_data_dir);
+        let stack = LocalStack::start(&dir)
+            .await
+            .with_context(|| format!("starting the local stack in {}", dir.display()))?;
+        config.shards = stack.shard_urls.clone();
+        config.jwt_secret.get_or_insert_with(|| stack.jwt_secret.clone());
+        Some(stack)
+    } else {
+        None
+    };
+    let result = run(command, &config, local.as_ref()).await;
+    if let Some(stack) = &local {
+        stack.stop();
+    }
+    result
+}
+
+async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> anyhow::Result<()> {
+    let keys = || -> anyhow::Result<JwtKeys> {
+        let secret = config
+            .jwt_secret
+            .as_deref()
+            .context("TROVE_JWT_SECRET is required when TROVE_SHARDS is set")?;
+        Ok(JwtKeys::new(secret.as_bytes())?)
+    };
+    match command {
+        Command::Token { player, admin, ttl } => {
+            let role = if admin { Role::Admin } else { Role::Player };
+            println!("{}", keys()?.issue(&player, role, parse_ttl(&ttl)?)?);
+            Ok(())
+        }
+        Command::Migrate => {
+            let shards = ShardSet::new(config)?;
+            for s in shards.migrate().await? {
+                println!("shard {} {}: migrated to version {}", s.shard, s.url, s.migration_version.unwrap_or(0));
+            }
+            Ok(())
+        }
+        Command::Shards => {
+            let shards = ShardSet::new(config)?;
+            let mut down = 0;
+            for s in shards.status().await {
+                match (s.reachable, s.migration_version, s.zones) {
+                    (true, Some(v), Some(z)) => println!("shard {} {}: up, migration {v}, {z} zones", s.shard, s.url),
+                    (reachable, _, _) => {
+                        down += 1;
+                        let state = if reachable { "up, not migrated" } else { "DOWN" };
+                        println!("shard {} {}: {state} ({})", s.shard, s.url, s.error.unwrap_or_default());
+                    }
+                }
+            }
+            if down > 0 {
+                bail!("{down} shard(s) not ready");
+            }
+            Ok(())
+        }
+        Command::Verify { zone } => {
+            let engine = Engine::new(ShardSet::new(config)?);
+            let report = engine.verify(&zone).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.mismatches.is_empty() {
+                bail!("{} claim(s) in zone {zone:?} do not match their draw", report.mismatches.len());
+            }
+            Ok(())
+        }
+        Command::Serve => serve(config, keys()?, local).await,
+    }
+}
+
+async fn serve(config: &Config, keys: JwtKeys, local: Option<&LocalStack>) -> anyhow::Result<()> {
+    let shards = ShardSet::new(config)?;
+    let engine = Engine::new(shards.clone());
+    if let Some(stack) = local {
+        shards.migrate().await.context("migrating the local shards")?;
+        seed_demo(&engine).await.context("seeding the demo world")?;
+        let player = keys.issue("demo-player", Role::Player, 7 * 86400)?;
+        let admin = keys.issue("demo-admin", Role::Admin, 7 * 86400)?;
+        println!("Local stack in {} (Ctrl-C stops Trove and its PostgreSQL):", stack.data_dir.display());
+        for (i, url) in stack.shard_urls.iter().enumerate() {
+            println!("  shard {i}: {url}");
+        }
+        println!("  demo zones: meadow, caves, dragon-lair (loot table `starter`)");
+        println!("  player token: {player}");
+        println!("  admin token:  {admin}");
+    }
+    let app = Application::bind(config, AppState { engine, keys })
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    println!("Trove listening on http://{}", app.local_addr()?);
+    app.serve(shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

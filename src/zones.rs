@@ -1,0 +1,392 @@
+//! Zones: spawning chests in bulk, zone totals without counting, commit-reveal of seeds,
+//! listing chests, and the per-instance cache of what a claim needs to draw.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::fairness;
+use crate::loot::{LootTable, LootTableSpec};
+
+/// Most chests one spawn request may add; a million insert in a few seconds.
+pub const MAX_SPAWN: i64 = 1_000_000;
+/// Most chests a zone may hold over its life.
+pub const MAX_ZONE_CHESTS: i64 = 1_000_000_000;
+
+/// Zone names: `^[a-z0-9][a-z0-9_.:-]{0,63}$`.
+pub fn validate_zone_name(zone: &str) -> Result<()> {
+    let bytes = zone.as_bytes();
+    let ok = (1..=64).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_zone",
+            "zone names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
+        ))
+    }
+}
+
+/// What a claim needs to draw in a zone. Seeds change only by a reveal, and loot table
+/// versions are immutable, so this is safe to cache: the claim statement re-checks the epoch
+/// and that loot was rolled for the chest's table, and the caller reloads when either moved.
+pub struct ZoneInfo {
+    pub id: i32,
+    pub epoch: i32,
+    pub seed: Vec<u8>,
+    pub tables: Vec<Arc<LootTable>>,
+}
+
+/// Per-instance cache of `ZoneInfo` by zone name.
+#[derive(Clone, Default)]
+pub struct ZoneCache {
+    map: Arc<RwLock<HashMap<String, Arc<ZoneInfo>>>>,
+}
+
+/// Past this many zones the cache starts over rather than grow without bound.
+const ZONE_CACHE_LIMIT: usize = 100_000;
+
+impl ZoneCache {
+    fn get(&self, zone: &str) -> Option<Arc<ZoneInfo>> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.get(zone).cloned()
+    }
+
+    fn put(&self, zone: &str, info: Arc<ZoneInfo>) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= ZONE_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(zone.to_owned(), info);
+    }
+
+    pub fn forget(&self, zone: &str) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(zone);
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpawnResult {
+    pub zone: String,
+    pub spawned: i64,
+    pub remaining: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochView {
+    pub epoch: i32,
+    pub seed_commitment: String,
+    /// Hex seed once revealed, else null.
+    pub seed: Option<String>,
+    pub revealed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneView {
+    pub zone: String,
+    pub shard: usize,
+    pub total: i64,
+    pub opened: i64,
+    pub remaining: i64,
+    /// The epoch new claims draw from.
+    pub seed_epoch: i32,
+    /// SHA-256 (hex) of the current epoch's secret seed.
+    pub seed_commitment: String,
+    /// The current epoch's seed: always null, since a reveal starts a new epoch; revealed
+    /// seeds are listed in `epochs`.
+    pub seed: Option<String>,
+    pub epochs: Vec<EpochView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RevealResult {
+    pub zone: String,
+    pub epoch: i32,
+    pub seed: String,
+    pub seed_commitment: String,
+    pub next_epoch: i32,
+    pub next_seed_commitment: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChestState {
+    Unopened,
+    Opened,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChestView {
+    pub chest_id: i64,
+    pub state: &'static str,
+    pub opened_by: Option<String>,
+    pub opened_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChestPage {
+    pub chests: Vec<ChestView>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<i64>,
+}
+
+impl Engine {
+    /// The cached draw material of a zone, loaded from its shard on a miss or when `reload`.
+    pub async fn zone_info(&self, zone: &str, reload: bool) -> Result<Arc<ZoneInfo>> {
+        if !reload {
+            if let Some(info) = self.zones.get(zone) {
+                return Ok(info);
+            }
+        }
+        let shard = self.shards.for_zone(zone);
+        let pool = shard.pool()?;
+        let row = sqlx::query_file!("sql/zone_load.sql", zone)
+            .fetch_optional(&pool)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+        let Some(row) = row else {
+            self.zones.forget(zone);
+            return Err(Error::ZoneNotFound(zone.to_owned()));
+        };
+        let tables = sqlx::query_file!("sql/zone_loot_tables.sql", row.id)
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| shard.db_error(e))?
+            .into_iter()
+            .map(|t| {
+                let entries = serde_json::from_value(t.entries).map_err(|e| {
+                    Error::Internal(format!("stored loot table {} is unreadable: {e}", t.id))
+                })?;
+                Ok(Arc::new(LootTable {
+                    id: t.id,
+                    name: t.name,
+                    version: t.version,
+                    spec: LootTableSpec {
+                        entries,
+                        rolls: t.rolls as u8,
+                    },
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let info = Arc::new(ZoneInfo {
+            id: row.id,
+            epoch: row.seed_epoch,
+            seed: row.seed,
+            tables,
+        });
+        self.zones.put(zone, Arc::clone(&info));
+        Ok(info)
+    }
+
+    /// Adds `count` chests of the latest version of `loot_table` to a zone, creating the zone
+    /// (and its first committed seed) if it is new. One bulk insert on the zone's shard.
+    pub async fn spawn(
+        &self,
+        zone: &str,
+        count: i64,
+        loot_table: &str,
+        synthetic: bool,
+    ) -> Result<SpawnResult> {
+        validate_zone_name(zone)?;
+        if !(1..=MAX_SPAWN).contains(&count) {
+            return Err(Error::invalid(
+                "invalid_count",
+                format!("count must be 1 to {MAX_SPAWN}"),
+            ));
+        }
+        let table = self.latest_loot_table(loot_table).await?;
+        let shard = self.shards.for_zone(zone);
+        let pool = shard.pool()?;
+        let seed = fairness::new_server_seed()?;
+        let result: Result<(i32, i64), sqlx::Error> = async {
+            let mut tx = pool.begin().await?;
+            let entries = serde_json::to_value(&table.spec.entries)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            let table_id = sqlx::query_file_scalar!(
+                "sql/loot_table_insert.sql",
+                table.name,
+                table.version,
+                entries,
+                i16::from(table.spec.rolls)
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(zone_id) = sqlx::query_file_scalar!("sql/zone_create.sql", zone, synthetic)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                sqlx::query_file!("sql/zone_init.sql", zone_id, &seed[..])
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let grown = sqlx::query_file!("sql/zone_grow.sql", zone, count)
+                .fetch_one(&mut *tx)
+                .await?;
+            if grown.chest_count > MAX_ZONE_CHESTS {
+                return Ok((grown.id, -1));
+            }
+            sqlx::query_file!(
+                "sql/chests_spawn.sql",
+                grown.id,
+                grown.chest_count - count + 1,
+                grown.chest_count,
+                table_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok((grown.id, grown.chest_count))
+        }
+        .await;
+        let (_, total) = result.map_err(|e| shard.db_error(e))?;
+        if total < 0 {
+            return Err(Error::invalid(
+                "invalid_count",
+                format!("a zone holds at most {MAX_ZONE_CHESTS} chests"),
+            ));
+        }
+        // Claims on this instance see the new table at once; other instances find out on
+        // their first claim of such a chest (status retry) and reload.
+        self.zones.forget(zone);
+        let view = self.zone_counts(zone).await?;
+        Ok(SpawnResult {
+            zone: zone.to_owned(),
+            spawned: count,
+            remaining: view.1 - view.2,
+        })
+    }
+
+    /// (zone id, total, opened) from the zone row and its counter slots.
+    async fn zone_counts(&self, zone: &str) -> Result<(i32, i64, i64)> {
+        let shard = self.shards.for_zone(zone);
+        let row = sqlx::query_file!("sql/zone_stats.sql", zone)
+            .fetch_optional(&shard.pool()?)
+            .await
+            .map_err(|e| shard.db_error(e))?
+            .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
+        Ok((row.id, row.chest_count, row.opened))
+    }
+
+    /// A zone's totals and seed commitments. O(1) in zone size: no chest is counted.
+    pub async fn zone(&self, zone: &str) -> Result<ZoneView> {
+        validate_zone_name(zone)?;
+        let shard = self.shards.for_zone(zone);
+        let pool = shard.pool()?;
+        let row = sqlx::query_file!("sql/zone_stats.sql", zone)
+            .fetch_optional(&pool)
+            .await
+            .map_err(|e| shard.db_error(e))?
+            .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
+        let epochs = sqlx::query_file!("sql/zone_epochs.sql", row.id)
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| shard.db_error(e))?
+            .into_iter()
+            .map(|e| EpochView {
+                epoch: e.epoch,
+                seed_commitment: hex::encode(e.commitment),
+                seed: e.seed.map(hex::encode),
+                revealed_at: e.revealed_at,
+            })
+            .collect();
+        Ok(ZoneView {
+            zone: zone.to_owned(),
+            shard: shard.index,
+            total: row.chest_count,
+            opened: row.opened,
+            remaining: row.chest_count - row.opened,
+            seed_epoch: row.seed_epoch,
+            seed_commitment: hex::encode(row.commitment),
+            seed: None,
+            epochs,
+        })
+    }
+
+    /// Reveals the current epoch's seed and commits to a fresh one for the claims after it.
+    pub async fn reveal(&self, zone: &str) -> Result<RevealResult> {
+        validate_zone_name(zone)?;
+        let shard = self.shards.for_zone(zone);
+        let next = fairness::new_server_seed()?;
+        let row = sqlx::query_file!("sql/zone_reveal.sql", zone, &next[..])
+            .fetch_optional(&shard.pool()?)
+            .await
+            .map_err(|e| shard.db_error(e))?
+            .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
+        self.zones.forget(zone);
+        Ok(RevealResult {
+            zone: zone.to_owned(),
+            epoch: row.epoch,
+            seed: hex::encode(row.seed),
+            seed_commitment: hex::encode(row.commitment),
+            next_epoch: row.next_epoch,
+            next_seed_commitment: hex::encode(row.next_commitment),
+        })
+    }
+
+    /// One keyset page of a zone's chests in id order.
+    pub async fn chests(
+        &self,
+        zone: &str,
+        state: Option<ChestState>,
+        after: i64,
+        limit: i64,
+    ) -> Result<ChestPage> {
+        validate_zone_name(zone)?;
+        let (zone_id, _, _) = self.zone_counts(zone).await?;
+        let shard = self.shards.for_zone(zone);
+        let rows = sqlx::query_file!(
+            "sql/chests_list.sql",
+            zone_id,
+            after,
+            limit,
+            state != Some(ChestState::Opened),
+            state != Some(ChestState::Unopened)
+        )
+        .fetch_all(&shard.pool()?)
+        .await
+        .map_err(|e| shard.db_error(e))?;
+        let next = if rows.len() as i64 == limit {
+            rows.last().map(|r| r.chest_id)
+        } else {
+            None
+        };
+        let chests = rows
+            .into_iter()
+            .map(|r| ChestView {
+                chest_id: r.chest_id,
+                state: if r.opened_by.is_some() {
+                    "opened"
+                } else {
+                    "unopened"
+                },
+                opened_by: r.opened_by,
+                opened_at: r.opened_at,
+            })
+            .collect();
+        Ok(ChestPage { chests, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_names() {
+        for ok in ["a", "meadow", "town:square", "0-zone_1.b", &"z".repeat(64)] {
+            assert!(validate_zone_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Meadow", "-x", "_x", "a b", "zöne", &"z".repeat(65), "a/b"] {
+            assert!(validate_zone_name(bad).is_err(), "{bad}");
+        }
+    }
+}
