@@ -39,7 +39,9 @@ impl Caller {
     pub fn require_admin(&self) -> Result<()> {
         match self.role {
             Role::Admin => Ok(()),
-            Role::Player => Err(Error::Forbidden("this endpoint needs an admin token".into())),
+            Role::Player => Err(Error::Forbidden(
+                "this endpoint needs an admin token".into(),
+            )),
         }
     }
 
@@ -58,7 +60,9 @@ impl Caller {
 
 /// Player ids: 1-64 of `[A-Za-z0-9_-]`.
 pub fn valid_player_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Signs and checks tokens with one shared secret.
@@ -122,7 +126,9 @@ impl JwtKeys {
         let (signing_input, sig) = token
             .rsplit_once('.')
             .ok_or_else(|| bad("token is not a compact JWT"))?;
-        let Some((header, payload)) = signing_input.split_once('.').filter(|(_, p)| !p.contains('.'))
+        let Some((header, payload)) = signing_input
+            .split_once('.')
+            .filter(|(_, p)| !p.contains('.'))
         else {
             return Err(bad("token is not a compact JWT"));
         };
@@ -174,7 +180,12 @@ pub fn parse_ttl(s: &str) -> Result<i64> {
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(Error::invalid("invalid_ttl", format!("bad ttl unit in {s:?}"))),
+        _ => {
+            return Err(Error::invalid(
+                "invalid_ttl",
+                format!("bad ttl unit in {s:?}"),
+            ))
+        }
     };
     n.checked_mul(mult)
         .filter(|&t| t > 0)
@@ -204,8 +215,15 @@ mod tests {
         // Tampered payload: role flipped to admin keeps the old signature.
         let parts: Vec<&str> = t.split('.').collect();
         let payload = URL_SAFE_NO_PAD.decode(parts[1]).expect("b64");
-        let tampered = String::from_utf8(payload).expect("utf8").replace("player", "admin");
-        let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(tampered), parts[2]);
+        let tampered = String::from_utf8(payload)
+            .expect("utf8")
+            .replace("player", "admin");
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(tampered),
+            parts[2]
+        );
         assert!(k.verify(&tampered).is_err());
 
         // alg=none is refused.

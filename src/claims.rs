@@ -63,7 +63,10 @@ impl Engine {
     ) -> Result<ClaimOutcome> {
         validate_zone_name(zone)?;
         if !valid_player_id(player) {
-            return Err(Error::invalid("invalid_player", "player ids are 1-64 of [A-Za-z0-9_-]"));
+            return Err(Error::invalid(
+                "invalid_player",
+                "player ids are 1-64 of [A-Za-z0-9_-]",
+            ));
         }
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
@@ -101,8 +104,20 @@ impl Engine {
             .await
             .map_err(|e| shard.db_error(e))?;
             let recorded = || -> Result<Claim> {
-                match (row.claim_id, row.chest_id, row.loot.clone(), row.opened_at, row.seed_epoch) {
-                    (Some(claim_id), Some(chest_id), Some(loot), Some(opened_at), Some(seed_epoch)) => Ok(Claim {
+                match (
+                    row.claim_id,
+                    row.chest_id,
+                    row.loot.clone(),
+                    row.opened_at,
+                    row.seed_epoch,
+                ) {
+                    (
+                        Some(claim_id),
+                        Some(chest_id),
+                        Some(loot),
+                        Some(opened_at),
+                        Some(seed_epoch),
+                    ) => Ok(Claim {
                         claim_id,
                         zone: zone.to_owned(),
                         chest_id,
@@ -192,11 +207,20 @@ pub struct HistoryCursor {
 
 impl HistoryCursor {
     pub fn encode(&self) -> String {
-        format!("{}_{}", self.opened_at.timestamp_micros(), self.claim_id.simple())
+        format!(
+            "{}_{}",
+            self.opened_at.timestamp_micros(),
+            self.claim_id.simple()
+        )
     }
 
     pub fn decode(s: &str) -> Result<Self> {
-        let bad = || Error::invalid("invalid_cursor", "before must be a `next` value from a previous page");
+        let bad = || {
+            Error::invalid(
+                "invalid_cursor",
+                "before must be a `next` value from a previous page",
+            )
+        };
         let (micros, id) = s.split_once('_').ok_or_else(bad)?;
         let micros: i64 = micros.parse().map_err(|_| bad())?;
         Ok(HistoryCursor {
@@ -224,7 +248,10 @@ impl Engine {
         limit: i64,
     ) -> Result<HistoryPage> {
         if !valid_player_id(player) {
-            return Err(Error::invalid("invalid_player", "player ids are 1-64 of [A-Za-z0-9_-]"));
+            return Err(Error::invalid(
+                "invalid_player",
+                "player ids are 1-64 of [A-Za-z0-9_-]",
+            ));
         }
         let (at, id) = match before {
             Some(c) => (c.opened_at, c.claim_id),
@@ -263,7 +290,7 @@ impl Engine {
             let part = joined.map_err(|e| Error::Internal(format!("history task: {e}")))??;
             claims.extend(part);
         }
-        claims.sort_by(|a, b| (b.opened_at, b.claim_id).cmp(&(a.opened_at, a.claim_id)));
+        claims.sort_by_key(|c| std::cmp::Reverse((c.opened_at, c.claim_id)));
         claims.truncate(limit as usize);
         let next = (claims.len() as i64 == limit)
             .then(|| claims.last())

@@ -19,7 +19,12 @@ pub struct Config {
     pub jwt_secret: Option<String>,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "TROVE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "TROVE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Connections per shard pool.
@@ -27,11 +32,21 @@ pub struct Config {
     pub db_pool_size: u32,
 
     /// How long a request waits for a shard connection before answering 503, in ms.
-    #[arg(long, env = "TROVE_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    #[arg(
+        long,
+        env = "TROVE_DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
     pub db_acquire_timeout_ms: u64,
 
     /// Server-side statement timeout on every shard connection, in ms.
-    #[arg(long, env = "TROVE_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    #[arg(
+        long,
+        env = "TROVE_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000,
+        global = true
+    )]
     pub db_statement_timeout_ms: u64,
 
     /// Largest accepted request body, in bytes (larger: 413).
@@ -39,7 +54,12 @@ pub struct Config {
     pub body_limit: usize,
 
     /// Whole-request timeout, in ms (exceeded: 408 request_timeout).
-    #[arg(long, env = "TROVE_REQUEST_TIMEOUT_MS", default_value_t = 10000, global = true)]
+    #[arg(
+        long,
+        env = "TROVE_REQUEST_TIMEOUT_MS",
+        default_value_t = 10000,
+        global = true
+    )]
     pub request_timeout_ms: u64,
 
     /// Where the local stack keeps its PostgreSQL clusters and secret. Default:

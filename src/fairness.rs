@@ -126,7 +126,8 @@ mod tests {
         assert_eq!(got, PINNED_DRAW_SEED);
     }
     // Cross-checked with Python: hmac.new(bytes(32), b"trove/claim/v1\0z\0p\0" + UUID(int=1).bytes, sha256).
-    const PINNED_DRAW_SEED: &str = "a2964136bc8db23099c00c176dc774f0f9372b629fda42c83aee42133cfeeb06";
+    const PINNED_DRAW_SEED: &str =
+        "a2964136bc8db23099c00c176dc774f0f9372b629fda42c83aee42133cfeeb06";
 
     #[test]
     fn below_is_in_range_and_covers_it() {

@@ -118,14 +118,32 @@ impl Cluster {
             read_port(&conf).unwrap_or(5432)
         } else {
             let port = free_port(first_port);
-            std::fs::create_dir_all(dir).map_err(|e| LocalError::Io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LocalError::Io(format!("creating {}", dir.display()), e))?;
             if is_root() {
                 let (uid, gid) = postgres_user()?;
                 std::os::unix::fs::chown(dir, Some(uid), Some(gid))
                     .map_err(|e| LocalError::Io(format!("chown {}", dir.display()), e))?;
             }
-            let cluster = Cluster { dir: dir.to_owned(), port, bins: bins.clone() };
-            cluster.pg("initdb", &["-D", &path_str(dir), "-U", "trove", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
+            let cluster = Cluster {
+                dir: dir.to_owned(),
+                port,
+                bins: bins.clone(),
+            };
+            cluster.pg(
+                "initdb",
+                &[
+                    "-D",
+                    &path_str(dir),
+                    "-U",
+                    "trove",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+            )?;
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
                 .open(&conf)
@@ -139,7 +157,11 @@ impl Cluster {
                 .map_err(|e| LocalError::Io(format!("writing {}", conf.display()), e))?;
             port
         };
-        let cluster = Cluster { dir: dir.to_owned(), port, bins };
+        let cluster = Cluster {
+            dir: dir.to_owned(),
+            port,
+            bins,
+        };
         if !cluster.is_running() {
             cluster.start()?;
         }
@@ -158,32 +180,62 @@ impl Cluster {
         };
         cmd.args(args).stdin(std::process::Stdio::null());
         let shown = format!("{} {}", exe.display(), args.join(" "));
-        let out = cmd.output().map_err(|e| LocalError::Io(format!("running {shown}"), e))?;
+        let out = cmd
+            .output()
+            .map_err(|e| LocalError::Io(format!("running {shown}"), e))?;
         if out.status.success() {
             Ok(out)
         } else {
             Err(LocalError::Command {
                 command: shown,
                 status: out.status.to_string(),
-                output: String::from_utf8_lossy(&[out.stdout.as_slice(), out.stderr.as_slice()].concat()).into_owned(),
+                output: String::from_utf8_lossy(
+                    &[out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+                )
+                .into_owned(),
             })
         }
     }
 
     pub fn is_running(&self) -> bool {
-        self.pg("pg_ctl", &["status", "-D", &path_str(&self.dir)]).is_ok()
+        self.pg("pg_ctl", &["status", "-D", &path_str(&self.dir)])
+            .is_ok()
     }
 
     pub fn start(&self) -> Result<()> {
         let log = path_str(&self.dir.join("server.log"));
-        self.pg("pg_ctl", &["start", "-D", &path_str(&self.dir), "-l", &log, "-w", "-t", "60"])
-            .map(drop)
+        self.pg(
+            "pg_ctl",
+            &[
+                "start",
+                "-D",
+                &path_str(&self.dir),
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+            ],
+        )
+        .map(drop)
     }
 
     /// Fast shutdown: in-flight transactions roll back, committed ones are durable.
     pub fn stop(&self) -> Result<()> {
-        self.pg("pg_ctl", &["stop", "-D", &path_str(&self.dir), "-m", "fast", "-w", "-t", "60"])
-            .map(drop)
+        self.pg(
+            "pg_ctl",
+            &[
+                "stop",
+                "-D",
+                &path_str(&self.dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+            ],
+        )
+        .map(drop)
     }
 
     /// Connection URL of database `db` in this cluster.
@@ -195,10 +247,11 @@ impl Cluster {
     pub async fn create_database(&self, db: &str, template: Option<&str>) -> Result<()> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(db)
-            .fetch_one(&mut conn)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(db)
+                .fetch_one(&mut conn)
+                .await?;
         if !exists {
             // Identifiers cannot be bound; names here are ours, quoted to be safe.
             let mut sql = format!("CREATE DATABASE \"{}\"", db.replace('"', ""));
@@ -219,9 +272,9 @@ fn path_str(p: &Path) -> String {
 fn read_port(conf: &Path) -> Option<u16> {
     let text = std::fs::read_to_string(conf).ok()?;
     text.lines()
+        .rev()
         .filter_map(|l| l.trim().strip_prefix("port = "))
-        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
-        .last()
+        .find_map(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// The first port from `from` that is free on 127.0.0.1.
@@ -239,7 +292,9 @@ pub fn default_data_dir() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
         return PathBuf::from(xdg).join("trove");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/trove")
 }
 
@@ -262,7 +317,11 @@ impl LocalStack {
         let mut clusters = Vec::new();
         let mut shard_urls = Vec::new();
         for i in 0..LOCAL_SHARDS {
-            let cluster = Cluster::ensure(&data_dir.join(format!("shard{i}")), 54330 + 10 * i as u16, &[])?;
+            let cluster = Cluster::ensure(
+                &data_dir.join(format!("shard{i}")),
+                54330 + 10 * i as u16,
+                &[],
+            )?;
             cluster.create_database("trove", None).await?;
             shard_urls.push(cluster.url("trove"));
             clusters.push(cluster);

@@ -82,7 +82,8 @@ impl LootTableSpec {
             ));
         }
         for (i, e) in self.entries.iter().enumerate() {
-            let bad = |why: String| Error::invalid("invalid_loot_table", format!("entries[{i}]: {why}"));
+            let bad =
+                |why: String| Error::invalid("invalid_loot_table", format!("entries[{i}]: {why}"));
             if !valid_item_name(&e.item) {
                 return Err(bad("item must be 1-64 of [A-Za-z0-9_.:-]".into()));
             }
@@ -90,9 +91,7 @@ impl LootTableSpec {
                 return Err(bad(format!("weight must be 1 to {MAX_WEIGHT}")));
             }
             if e.min_qty < 1 || e.max_qty > MAX_QTY || e.min_qty > e.max_qty {
-                return Err(bad(format!(
-                    "need 1 <= min_qty <= max_qty <= {MAX_QTY}"
-                )));
+                return Err(bad(format!("need 1 <= min_qty <= max_qty <= {MAX_QTY}")));
             }
         }
         Ok(())
@@ -101,8 +100,7 @@ impl LootTableSpec {
 
 fn valid_item_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 

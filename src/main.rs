@@ -10,7 +10,11 @@ use trove::shards::ShardSet;
 use trove::Engine;
 
 #[derive(Parser)]
-#[command(name = "trove", version, about = "Transactional loot engine on sharded PostgreSQL")]
+#[command(
+    name = "trove",
+    version,
+    about = "Transactional loot engine on sharded PostgreSQL"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -55,12 +59,17 @@ async fn main() -> anyhow::Result<()> {
 
     // No shards configured: run on the private local stack (started here, stopped on exit).
     let local = if config.shards.is_empty() {
-        let dir = config.data_dir.clone().unwrap_or_else(trove::local::default_data_dir);
+        let dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(trove::local::default_data_dir);
         let stack = LocalStack::start(&dir)
             .await
             .with_context(|| format!("starting the local stack in {}", dir.display()))?;
         config.shards = stack.shard_urls.clone();
-        config.jwt_secret.get_or_insert_with(|| stack.jwt_secret.clone());
+        config
+            .jwt_secret
+            .get_or_insert_with(|| stack.jwt_secret.clone());
         Some(stack)
     } else {
         None
@@ -89,7 +98,12 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
         Command::Migrate => {
             let shards = ShardSet::new(config)?;
             for s in shards.migrate().await? {
-                println!("shard {} {}: migrated to version {}", s.shard, s.url, s.migration_version.unwrap_or(0));
+                println!(
+                    "shard {} {}: migrated to version {}",
+                    s.shard,
+                    s.url,
+                    s.migration_version.unwrap_or(0)
+                );
             }
             Ok(())
         }
@@ -98,11 +112,22 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             let mut down = 0;
             for s in shards.status().await {
                 match (s.reachable, s.migration_version, s.zones) {
-                    (true, Some(v), Some(z)) => println!("shard {} {}: up, migration {v}, {z} zones", s.shard, s.url),
+                    (true, Some(v), Some(z)) => {
+                        println!("shard {} {}: up, migration {v}, {z} zones", s.shard, s.url)
+                    }
                     (reachable, _, _) => {
                         down += 1;
-                        let state = if reachable { "up, not migrated" } else { "DOWN" };
-                        println!("shard {} {}: {state} ({})", s.shard, s.url, s.error.unwrap_or_default());
+                        let state = if reachable {
+                            "up, not migrated"
+                        } else {
+                            "DOWN"
+                        };
+                        println!(
+                            "shard {} {}: {state} ({})",
+                            s.shard,
+                            s.url,
+                            s.error.unwrap_or_default()
+                        );
                     }
                 }
             }
@@ -116,7 +141,10 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             let report = engine.verify(&zone).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.mismatches.is_empty() {
-                bail!("{} claim(s) in zone {zone:?} do not match their draw", report.mismatches.len());
+                bail!(
+                    "{} claim(s) in zone {zone:?} do not match their draw",
+                    report.mismatches.len()
+                );
             }
             Ok(())
         }
@@ -128,11 +156,17 @@ async fn serve(config: &Config, keys: JwtKeys, local: Option<&LocalStack>) -> an
     let shards = ShardSet::new(config)?;
     let engine = Engine::new(shards.clone());
     if let Some(stack) = local {
-        shards.migrate().await.context("migrating the local shards")?;
+        shards
+            .migrate()
+            .await
+            .context("migrating the local shards")?;
         seed_demo(&engine).await.context("seeding the demo world")?;
         let player = keys.issue("demo-player", Role::Player, 7 * 86400)?;
         let admin = keys.issue("demo-admin", Role::Admin, 7 * 86400)?;
-        println!("Local stack in {} (Ctrl-C stops Trove and its PostgreSQL):", stack.data_dir.display());
+        println!(
+            "Local stack in {} (Ctrl-C stops Trove and its PostgreSQL):",
+            stack.data_dir.display()
+        );
         for (i, url) in stack.shard_urls.iter().enumerate() {
             println!("  shard {i}: {url}");
         }

@@ -289,9 +289,10 @@ impl ShardSet {
     pub async fn migrate(&self) -> Result<Vec<ShardStatus>> {
         for shard in self.all() {
             let pool = shard.current_pool();
-            MIGRATOR.run(&pool).await.map_err(|e| {
-                Error::Internal(format!("migrating shard {}: {e}", shard.index))
-            })?;
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| Error::Internal(format!("migrating shard {}: {e}", shard.index)))?;
         }
         Ok(self.status().await)
     }
@@ -371,6 +372,9 @@ mod tests {
             redact("postgres://trove:s3cret@db:5432/trove"),
             "postgres://trove:***@db:5432/trove"
         );
-        assert_eq!(redact("postgres://trove@db/trove"), "postgres://trove@db/trove");
+        assert_eq!(
+            redact("postgres://trove@db/trove"),
+            "postgres://trove@db/trove"
+        );
     }
 }

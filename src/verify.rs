@@ -73,7 +73,9 @@ impl Engine {
                     t
                 }
             };
-            let expected = serde_json::json!(Draw::new(&row.seed, zone, &row.player, row.claim_id).loot(&table));
+            let expected = serde_json::json!(
+                Draw::new(&row.seed, zone, &row.player, row.claim_id).loot(&table)
+            );
             report.claims_checked += 1;
             if row.revealed_at.is_some() {
                 report.claims_with_revealed_seed += 1;

@@ -385,7 +385,16 @@ mod tests {
         for ok in ["a", "meadow", "town:square", "0-zone_1.b", &"z".repeat(64)] {
             assert!(validate_zone_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Meadow", "-x", "_x", "a b", "zöne", &"z".repeat(65), "a/b"] {
+        for bad in [
+            "",
+            "Meadow",
+            "-x",
+            "_x",
+            "a b",
+            "zöne",
+            &"z".repeat(65),
+            "a/b",
+        ] {
             assert!(validate_zone_name(bad).is_err(), "{bad}");
         }
     }

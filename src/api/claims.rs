@@ -15,7 +15,10 @@ use crate::auth::Caller;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/zones/{zone}/claims", post(claim_any))
-        .route("/v1/zones/{zone}/chests/{chest_id}/claim", post(claim_chest))
+        .route(
+            "/v1/zones/{zone}/chests/{chest_id}/claim",
+            post(claim_chest),
+        )
 }
 
 /// Optional body: admins may claim on behalf of a player; a player may only name itself.
@@ -42,9 +45,9 @@ async fn claim_chest(
     Path((zone, chest_id)): Path<(String, String)>,
     OptionalJson(body): OptionalJson<ClaimBody>,
 ) -> Result<Response, ApiError> {
-    let chest_id: i64 = chest_id
-        .parse()
-        .map_err(|_| ApiError::bad_request("invalid_chest_id", "chest ids are positive integers"))?;
+    let chest_id: i64 = chest_id.parse().map_err(|_| {
+        ApiError::bad_request("invalid_chest_id", "chest ids are positive integers")
+    })?;
     claim(state, caller, headers, zone, Some(chest_id), body).await
 }
 
@@ -60,7 +63,10 @@ async fn claim(
     caller.require_self_or_admin(&player)?;
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be printable ASCII")
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be printable ASCII",
+            )
         })?),
         None => None,
     };

@@ -70,13 +70,14 @@ impl IntoResponse for ApiError {
             } => error_body(status, code, &message),
             ApiError::Engine(e) => {
                 let status = status_of(&e);
-                let message = if status.is_server_error() && !matches!(e, Error::ShardUnavailable { .. }) {
-                    // Internal details go to the log, never to the client.
-                    tracing::error!(error = %e, "request failed");
-                    "internal error; it has been logged".to_owned()
-                } else {
-                    e.to_string()
-                };
+                let message =
+                    if status.is_server_error() && !matches!(e, Error::ShardUnavailable { .. }) {
+                        // Internal details go to the log, never to the client.
+                        tracing::error!(error = %e, "request failed");
+                        "internal error; it has been logged".to_owned()
+                    } else {
+                        e.to_string()
+                    };
                 let mut resp = error_body(status, e.code(), &message);
                 match &e {
                     Error::ShardUnavailable { retry_after, .. } => {
@@ -110,7 +111,9 @@ pub async fn json_errors(resp: Response) -> Response {
     }
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "method not allowed on this route")
+        }
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is over the limit"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send application/json"),

@@ -33,8 +33,13 @@ async fn history(
     caller.require_self_or_admin(&player)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
     }
     let before = q.before.as_deref().map(HistoryCursor::decode).transpose()?;
-    Ok(axum::Json(state.engine.history(&player, before, limit).await?))
+    Ok(axum::Json(
+        state.engine.history(&player, before, limit).await?,
+    ))
 }

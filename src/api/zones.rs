@@ -78,11 +78,16 @@ async fn chests(
 ) -> Result<axum::Json<ChestPage>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
     }
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::bad_request("invalid_query", "after must be >= 0"));
     }
-    Ok(axum::Json(state.engine.chests(&zone, q.state, after, limit).await?))
+    Ok(axum::Json(
+        state.engine.chests(&zone, q.state, after, limit).await?,
+    ))
 }

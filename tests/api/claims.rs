@@ -1,0 +1,286 @@
+//! The zero-dupe promise under real concurrency, idempotent retries, targeted claims and loot
+//! table versions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, zone_on};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_concurrent_claims_on_a_hundred_chests_open_each_exactly_once() {
+    let app = Arc::new(spawn_app().await);
+    app.starter().await;
+    let zone = zone_on(0, "rush");
+    assert_eq!(
+        app.spawn_zone(&zone, 100, "starter").await.status,
+        StatusCode::CREATED
+    );
+
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let app = Arc::clone(&app);
+        let zone = zone.clone();
+        tasks.push(tokio::spawn(async move {
+            let token = app.token(&format!("player-{i}"));
+            app.claim(&zone, &token, None).await
+        }));
+    }
+    let mut chests = HashSet::new();
+    let (mut opened, mut exhausted) = (0, 0);
+    for t in tasks {
+        let r = t.await.expect("task");
+        match r.status {
+            StatusCode::CREATED => {
+                opened += 1;
+                assert!(
+                    chests.insert(r.body["chest_id"].as_i64().expect("chest id")),
+                    "chest opened twice: {:?}",
+                    r.body
+                );
+                assert!(!r.body["loot"].as_array().expect("loot").is_empty());
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(r.code(), "zone_exhausted");
+                exhausted += 1;
+            }
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    assert_eq!((opened, exhausted), (100, 900));
+    assert_eq!(chests, (1..=100).collect::<HashSet<i64>>());
+    assert_eq!(app.ledger_count(&zone).await, 100);
+    let z = app.zone(&zone).await;
+    assert_eq!(
+        (
+            z["total"].as_i64(),
+            z["opened"].as_i64(),
+            z["remaining"].as_i64()
+        ),
+        (Some(100), Some(100), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_retries_on_twenty_keys_open_exactly_twenty_chests() {
+    let app = Arc::new(spawn_app().await);
+    app.starter().await;
+    let zone = zone_on(1, "retry");
+    app.spawn_zone(&zone, 500, "starter").await;
+    let token = app.token("retrier");
+
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let app = Arc::clone(&app);
+        let (zone, token) = (zone.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = format!("key-{}", i % 20);
+            let r = app.claim(&zone, &token, Some(&key)).await;
+            (key, r)
+        }));
+    }
+    let mut by_key: HashMap<String, Vec<_>> = HashMap::new();
+    for t in tasks {
+        let (key, r) = t.await.expect("task");
+        by_key.entry(key).or_default().push(r);
+    }
+    assert_eq!(by_key.len(), 20);
+    let mut chests = HashSet::new();
+    for (key, responses) in &by_key {
+        let first = &responses[0].body;
+        assert!(
+            responses.iter().all(|r| &r.body == first),
+            "{key}: responses differ"
+        );
+        let created = responses
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count();
+        let replayed = responses
+            .iter()
+            .filter(|r| {
+                r.status == StatusCode::OK
+                    && r.headers
+                        .get("idempotent-replayed")
+                        .is_some_and(|v| v == "true")
+            })
+            .count();
+        assert_eq!((created, replayed), (1, 9), "{key}");
+        assert!(chests.insert(first["chest_id"].as_i64().expect("chest")));
+    }
+    assert_eq!(app.ledger_count(&zone).await, 20);
+    assert_eq!(app.zone(&zone).await["opened"], 20);
+
+    // The same key in another zone is a separate request (keys are scoped per zone).
+    let other = zone_on(0, "retry-other");
+    app.spawn_zone(&other, 5, "starter").await;
+    assert_eq!(
+        app.claim(&other, &token, Some("key-0")).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_players_racing_for_one_chest_have_one_winner() {
+    let app = Arc::new(spawn_app().await);
+    app.starter().await;
+    let zone = zone_on(0, "duel");
+    app.spawn_zone(&zone, 10, "starter").await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let app = Arc::clone(&app);
+        let zone = zone.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = app.token(&format!("duelist-{i}"));
+            app.call(
+                Method::POST,
+                &format!("/v1/zones/{zone}/chests/7/claim"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await
+        }));
+    }
+    let mut statuses = HashMap::new();
+    for t in tasks {
+        let r = t.await.expect("task");
+        if r.status == StatusCode::CONFLICT {
+            assert_eq!(r.code(), "chest_already_opened");
+        }
+        *statuses.entry(r.status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get(&StatusCode::CREATED), Some(&1), "{statuses:?}");
+    assert_eq!(
+        statuses.get(&StatusCode::CONFLICT),
+        Some(&49),
+        "{statuses:?}"
+    );
+    let t = app.token("late");
+    let unknown = app
+        .call(
+            Method::POST,
+            &format!("/v1/zones/{zone}/chests/11/claim"),
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, "chest_not_found")
+    );
+    // A random claim never hands out the chest someone already has.
+    for _ in 0..9 {
+        let r = app.claim(&zone, &t, None).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_ne!(r.body["chest_id"], 7);
+    }
+    assert_eq!(app.claim(&zone, &t, None).await.code(), "zone_exhausted");
+    assert_eq!(app.ledger_count(&zone).await, 10);
+
+    // Keys must not be reused for a different chest.
+    app.spawn_zone(&zone, 2, "starter").await;
+    let k = [("Idempotency-Key", "same")];
+    let first = app
+        .call(
+            Method::POST,
+            &format!("/v1/zones/{zone}/chests/11/claim"),
+            Some(&t),
+            None,
+            &k,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let reuse = app
+        .call(
+            Method::POST,
+            &format!("/v1/zones/{zone}/chests/12/claim"),
+            Some(&t),
+            None,
+            &k,
+        )
+        .await;
+    assert_eq!(
+        (reuse.status, reuse.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    assert_eq!(app.ledger_count(&zone).await, 11);
+}
+
+#[tokio::test]
+async fn changing_a_loot_table_never_changes_spawned_chests_or_drawn_loot() {
+    let app = spawn_app().await;
+    let v1 =
+        json!([{"item": "copper", "weight": 1, "min_qty": 1, "max_qty": 1, "rarity": "common"}]);
+    let v2 = json!([{"item": "silver", "weight": 1, "min_qty": 2, "max_qty": 2, "rarity": "rare"}]);
+    let r = app.put_table("chest-kit", v1.clone()).await;
+    assert_eq!(r.body, json!({"name": "chest-kit", "version": 1}));
+    // Same content again: same version (PUT is idempotent).
+    assert_eq!(app.put_table("chest-kit", v1).await.body["version"], 1);
+    let zone = zone_on(1, "versions");
+    app.spawn_zone(&zone, 4, "chest-kit").await;
+    let t = app.token("collector");
+    let before = app.claim(&zone, &t, None).await;
+    assert_eq!(before.body["loot"][0]["item"], "copper");
+
+    assert_eq!(app.put_table("chest-kit", v2).await.body["version"], 2);
+    // Chests spawned with version 1 still give version 1 loot, on this instance...
+    assert_eq!(
+        app.claim(&zone, &t, None).await.body["loot"][0]["item"],
+        "copper"
+    );
+    // ...and on a second instance, whose cached view of the zone predates the next spawn.
+    let other = crate::helpers::spawn_app_on(app.shard_urls.clone()).await;
+    assert_eq!(
+        other.claim(&zone, &t, None).await.body["loot"][0]["item"],
+        "copper"
+    );
+    // New chests get version 2; the second instance finds out on its first such chest.
+    app.spawn_zone(&zone, 5, "chest-kit").await;
+    let mut items = HashSet::new();
+    for _ in 0..6 {
+        let r = other.claim(&zone, &t, None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        items.insert(r.body["loot"][0]["item"].as_str().expect("item").to_owned());
+    }
+    assert_eq!(
+        items,
+        HashSet::from(["copper".to_owned(), "silver".to_owned()])
+    );
+    // The first claim's recorded loot is unchanged in history.
+    let hist = app
+        .call(
+            Method::GET,
+            "/v1/players/collector/claims?limit=100",
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    let first = hist.body["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .find(|c| c["claim_id"] == before.body["claim_id"])
+        .cloned();
+    assert_eq!(
+        first.map(|c| c["loot"].clone()),
+        Some(before.body["loot"].clone())
+    );
+}
+
+#[tokio::test]
+async fn spawning_a_zone_with_an_unknown_table_is_404_and_creates_nothing() {
+    let app = spawn_app().await;
+    let zone = zone_on(0, "ghost");
+    let r = app.spawn_zone(&zone, 10, "missing").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "loot_table_not_found")
+    );
+    let t = app.token("p");
+    assert_eq!(app.claim(&zone, &t, None).await.code(), "zone_not_found");
+}

@@ -1,0 +1,319 @@
+//! Test harness: two private PostgreSQL clusters per test process (started once, stopped at
+//! exit), a fresh database per test on each, and the real app served on port 0.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio::sync::{oneshot, OnceCell};
+use trove::api::{AppState, Application};
+use trove::auth::{JwtKeys, Role};
+use trove::config::Config;
+use trove::local::{Cluster, THROWAWAY_SETTINGS};
+use trove::shards::{shard_index, ShardSet, MIGRATOR};
+use trove::Engine;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+const TEMPLATE: &str = "trove_template";
+
+struct TestPg {
+    clusters: Vec<Cluster>,
+}
+
+static PG: OnceCell<TestPg> = OnceCell::const_new();
+/// Every cluster this process started, stopped by the exit hook.
+static STARTED: OnceLock<Mutex<Vec<Cluster>>> = OnceLock::new();
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn stop_clusters() {
+    if let Some(list) = STARTED.get() {
+        if let Ok(list) = list.lock() {
+            for c in list.iter() {
+                let _ = c.stop();
+                let _ = std::fs::remove_dir_all(&c.dir);
+            }
+            let _ = std::fs::remove_dir(test_root());
+        }
+    }
+}
+
+fn test_root() -> PathBuf {
+    std::env::temp_dir().join(format!("trove-test-{}", std::process::id()))
+}
+
+/// Starts a throwaway cluster under this process's temp dir and registers it for cleanup.
+pub fn start_cluster(name: &str) -> Cluster {
+    raise_fd_limit();
+    let first = STARTED.get().is_none();
+    let list = STARTED.get_or_init(|| Mutex::new(Vec::new()));
+    if first {
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        unsafe { libc::atexit(stop_clusters) };
+    }
+    let root = test_root();
+    std::fs::create_dir_all(&root).expect("create test root");
+    // Let the postgres user (when we run as root) reach the cluster dirs.
+    let _ = std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let base = 20000 + (std::process::id() % 2000) as u16 * 10;
+    let cluster = Cluster::ensure(&root.join(name), base, THROWAWAY_SETTINGS)
+        .expect("start a private PostgreSQL");
+    list.lock().expect("cluster list").push(cluster.clone());
+    cluster
+}
+
+fn raise_fd_limit() {
+    // 1,000 concurrent requests need ~2,000 sockets in one process (client and server).
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+async fn pg() -> &'static TestPg {
+    PG.get_or_init(|| async {
+        let clusters = vec![start_cluster("shard0"), start_cluster("shard1")];
+        for c in &clusters {
+            migrated_template(c).await;
+        }
+        TestPg { clusters }
+    })
+    .await
+}
+
+/// Creates the migrated template database every test database is copied from.
+pub async fn migrated_template(c: &Cluster) {
+    c.create_database(TEMPLATE, None)
+        .await
+        .expect("create template");
+    let mut conn = sqlx::PgConnection::connect(&c.url(TEMPLATE))
+        .await
+        .expect("connect template");
+    MIGRATOR.run(&mut conn).await.expect("migrate template");
+    conn.close().await.expect("close");
+}
+
+/// A fresh, migrated database on `cluster`.
+pub async fn fresh_db(cluster: &Cluster) -> String {
+    let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::SeqCst));
+    cluster
+        .create_database(&name, Some(TEMPLATE))
+        .await
+        .expect("create test database");
+    cluster.url(&name)
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub engine: Engine,
+    pub keys: JwtKeys,
+    pub shard_urls: Vec<String>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// The real app on two fresh shard databases.
+pub async fn spawn_app() -> TestApp {
+    let pg = pg().await;
+    let mut urls = Vec::new();
+    for c in &pg.clusters {
+        urls.push(fresh_db(c).await);
+    }
+    spawn_app_on(urls).await
+}
+
+/// The real app on the given shard URLs.
+pub async fn spawn_app_on(shard_urls: Vec<String>) -> TestApp {
+    spawn_app_with(Config::for_shards(shard_urls, SECRET)).await
+}
+
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    let shard_urls = config.shards.clone();
+    let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
+    let engine = Engine::new(ShardSet::new(&config).expect("shards"));
+    let app = Application::bind(
+        &config,
+        AppState {
+            engine: engine.clone(),
+            keys: keys.clone(),
+        },
+    )
+    .await
+    .expect("bind");
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.serve(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        engine,
+        keys,
+        shard_urls,
+        _shutdown: tx,
+    }
+}
+
+/// A zone name that hashes to `shard` of 2.
+pub fn zone_on(shard: usize, prefix: &str) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|z| shard_index(z, 2) == shard)
+        .expect("some name lands on every shard")
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, player: &str) -> String {
+        self.keys.issue(player, Role::Player, 3600).expect("token")
+    }
+
+    pub fn admin(&self) -> String {
+        self.keys.issue("admin", Role::Admin, 3600).expect("token")
+    }
+
+    /// Sends a request; `body` None sends no body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn put_table(&self, name: &str, entries: Value) -> Resp {
+        let admin = self.admin();
+        self.call(
+            Method::PUT,
+            &format!("/v1/loot-tables/{name}"),
+            Some(&admin),
+            Some(json!({ "entries": entries })),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn starter(&self) {
+        let r = self
+            .put_table(
+                "starter",
+                json!([
+                    {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"},
+                    {"item": "gem", "weight": 25, "min_qty": 1, "max_qty": 3, "rarity": "rare"},
+                    {"item": "crown", "weight": 5, "min_qty": 1, "max_qty": 1, "rarity": "legendary"}
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+
+    pub async fn spawn_zone(&self, zone: &str, count: i64, table: &str) -> Resp {
+        let admin = self.admin();
+        self.call(
+            Method::POST,
+            &format!("/v1/zones/{zone}/chests"),
+            Some(&admin),
+            Some(json!({ "count": count, "loot_table": table })),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn claim(&self, zone: &str, token: &str, key: Option<&str>) -> Resp {
+        let headers: Vec<(&str, &str)> = key
+            .map(|k| vec![("Idempotency-Key", k)])
+            .unwrap_or_default();
+        self.call(
+            Method::POST,
+            &format!("/v1/zones/{zone}/claims"),
+            Some(token),
+            None,
+            &headers,
+        )
+        .await
+    }
+
+    pub async fn zone(&self, zone: &str) -> Value {
+        let t = self.token("observer");
+        self.call(
+            Method::GET,
+            &format!("/v1/zones/{zone}"),
+            Some(&t),
+            None,
+            &[],
+        )
+        .await
+        .body
+    }
+
+    /// A direct connection to shard `i`, for asserting what is stored where.
+    pub async fn shard_db(&self, i: usize) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.shard_urls[i])
+            .await
+            .expect("connect shard")
+    }
+
+    /// Claims in the ledger of `zone` (on whichever shard holds it).
+    pub async fn ledger_count(&self, zone: &str) -> i64 {
+        let mut db = self
+            .shard_db(shard_index(zone, self.shard_urls.len()))
+            .await;
+        sqlx::query_scalar(
+            "SELECT count(*) FROM claims c JOIN zones z ON z.id = c.zone_id WHERE z.name = $1",
+        )
+        .bind(zone)
+        .fetch_one(&mut db)
+        .await
+        .expect("count")
+    }
+}

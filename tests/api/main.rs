@@ -1,0 +1,9 @@
+//! End-to-end tests of the HTTP API against real PostgreSQL shards (one test binary, so the
+//! private clusters start once).
+
+mod helpers;
+
+mod bad_input;
+mod claims;
+mod fairness;
+mod shards;
