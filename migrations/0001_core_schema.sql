@@ -77,8 +77,10 @@ CREATE TABLE claims (
     loot            jsonb       NOT NULL,
     opened_at       timestamptz NOT NULL DEFAULT now(),
     idempotency_key text        CHECK (length(idempotency_key) BETWEEN 1 AND 255),
-    -- The claiming transaction, for tailing the ledger as an event log.
-    xid             xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    -- The claiming transaction's id (xid8 as bigint, so it compares with plain parameters):
+    -- tailing the ledger in xid order below the oldest running transaction makes it an
+    -- event log that yields every committed claim once.
+    xid             bigint      NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
     PRIMARY KEY (zone_id, chest_id)
 );
 

@@ -106,6 +106,9 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub port: u16,
     bins: PgBinaries,
+    /// Whether `ensure` started it (and so whoever called it should stop it): a cluster that
+    /// was already running, say under another `trove serve`, is left alone.
+    pub started_here: bool,
 }
 
 impl Cluster {
@@ -129,6 +132,7 @@ impl Cluster {
                 dir: dir.to_owned(),
                 port,
                 bins: bins.clone(),
+                started_here: false,
             };
             cluster.pg(
                 "initdb",
@@ -141,7 +145,6 @@ impl Cluster {
                     "-E",
                     "UTF8",
                     "--locale=C",
-                    "--no-sync",
                 ],
             )?;
             let mut f = std::fs::OpenOptions::new()
@@ -157,13 +160,15 @@ impl Cluster {
                 .map_err(|e| LocalError::Io(format!("writing {}", conf.display()), e))?;
             port
         };
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             dir: dir.to_owned(),
             port,
             bins,
+            started_here: false,
         };
         if !cluster.is_running() {
             cluster.start()?;
+            cluster.started_here = true;
         }
         Ok(cluster)
     }
@@ -335,9 +340,9 @@ impl LocalStack {
         })
     }
 
-    /// Stops every cluster of the stack.
+    /// Stops the clusters this stack started (not ones another Trove process runs).
     pub fn stop(&self) {
-        for c in &self.clusters {
+        for c in self.clusters.iter().filter(|c| c.started_here) {
             if let Err(e) = c.stop() {
                 tracing::warn!(error = %e, "stopping local PostgreSQL");
             }

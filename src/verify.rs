@@ -29,6 +29,8 @@ pub struct VerifyReport {
     pub claims_checked: u64,
     /// Claims whose epoch seed is public, so anyone can replay them too.
     pub claims_with_revealed_seed: u64,
+    /// Every mismatching claim is counted; the first 1,000 are listed.
+    pub mismatch_count: u64,
     pub mismatches: Vec<Mismatch>,
 }
 
@@ -48,6 +50,7 @@ impl Engine {
             zone: zone.to_owned(),
             claims_checked: 0,
             claims_with_revealed_seed: 0,
+            mismatch_count: 0,
             mismatches: Vec::new(),
         };
         let mut rows = sqlx::query_file!("sql/verify_claims.sql", info.id).fetch(&pool);
@@ -80,7 +83,11 @@ impl Engine {
             if row.revealed_at.is_some() {
                 report.claims_with_revealed_seed += 1;
             }
-            if expected != row.loot && report.mismatches.len() < MAX_LISTED {
+            if expected == row.loot {
+                continue;
+            }
+            report.mismatch_count += 1;
+            if report.mismatches.len() < MAX_LISTED {
                 report.mismatches.push(Mismatch {
                     claim_id: row.claim_id,
                     chest_id: row.chest_id,
