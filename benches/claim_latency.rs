@@ -172,7 +172,9 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         .expect("vacuum");
 
     println!(
-        "\n{claims} claims per size and round, {concurrency} concurrent players, HTTP keep-alive\n"
+        "\n{} claims per size and round (after a warm-up of {}), {concurrency} concurrent players, HTTP keep-alive\n",
+        claims / 2,
+        claims / 10
     );
     println!(
         "{:>9} | {:>8} | {:>7} | {:>7} | {:>7} | {:>7}",
