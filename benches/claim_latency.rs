@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trove::api::{AppState, Application};
+use trove::api::Application;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
@@ -131,15 +131,9 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         .await
         .expect("table");
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let app = Application::bind(
-        &config,
-        AppState {
-            engine: engine.clone(),
-            keys: keys.clone(),
-        },
-    )
-    .await
-    .expect("bind");
+    let app = Application::bind(&config, engine.clone(), keys.clone())
+        .await
+        .expect("bind");
     let base = format!("http://{}", app.local_addr().expect("addr"));
     tokio::spawn(app.serve(std::future::pending()));
 

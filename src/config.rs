@@ -62,6 +62,68 @@ pub struct Config {
     )]
     pub request_timeout_ms: u64,
 
+    /// Most WebSocket connections one instance accepts (more: 503).
+    #[arg(
+        long,
+        env = "TROVE_WS_MAX_CONNECTIONS",
+        default_value_t = 20000,
+        global = true
+    )]
+    pub ws_max_connections: usize,
+
+    /// Most zones one WebSocket connection may watch.
+    #[arg(long, env = "TROVE_WS_MAX_ZONES", default_value_t = 64, global = true)]
+    pub ws_max_zones: usize,
+
+    /// Events queued per WebSocket connection before it is `lagged`.
+    #[arg(long, env = "TROVE_WS_QUEUE", default_value_t = 256, global = true)]
+    pub ws_queue: usize,
+
+    /// Largest WebSocket message a client may send, in bytes (larger: closed with 1009).
+    #[arg(
+        long,
+        env = "TROVE_WS_MAX_MESSAGE",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub ws_max_message: usize,
+
+    /// Seconds between server pings; a client silent for three intervals is closed.
+    #[arg(long, env = "TROVE_WS_PING_SECS", default_value_t = 15, global = true)]
+    pub ws_ping_secs: u64,
+
+    /// A WebSocket write stalled this long (the client stopped reading) drops the connection, in ms.
+    #[arg(
+        long,
+        env = "TROVE_WS_WRITE_TIMEOUT_MS",
+        default_value_t = 10000,
+        global = true
+    )]
+    pub ws_write_timeout_ms: u64,
+
+    /// SO_SNDBUF of accepted connections in bytes, so a client that stops reading ties up a
+    /// bounded amount of kernel memory and is noticed soon (0: kernel autotuning, up to MBs).
+    #[arg(
+        long,
+        env = "TROVE_TCP_SEND_BUFFER",
+        default_value_t = 65536,
+        global = true
+    )]
+    pub tcp_send_buffer: usize,
+
+    /// How often each instance polls each shard's ledger for new events, in ms.
+    #[arg(long, env = "TROVE_TAIL_POLL_MS", default_value_t = 20, global = true)]
+    pub tail_poll_ms: u64,
+
+    /// Ledger rows a resume may scan per shard; further back, a fresh snapshot is sent instead.
+    #[arg(
+        long,
+        env = "TROVE_REPLAY_WINDOW",
+        default_value_t = 200_000,
+        global = true
+    )]
+    pub replay_window: i64,
+
     /// Where the local stack keeps its PostgreSQL clusters and secret. Default:
     /// $XDG_DATA_HOME/trove (or ~/.local/share/trove); /var/lib/trove when run as root.
     #[arg(long, env = "TROVE_DATA_DIR", global = true)]
@@ -91,6 +153,15 @@ impl Config {
             db_statement_timeout_ms: 5000,
             body_limit: 65536,
             request_timeout_ms: 10000,
+            ws_max_connections: 20000,
+            ws_max_zones: 64,
+            ws_queue: 256,
+            ws_max_message: 4096,
+            ws_ping_secs: 15,
+            ws_write_timeout_ms: 10000,
+            tcp_send_buffer: 65536,
+            tail_poll_ms: 20,
+            replay_window: 200_000,
             data_dir: None,
         }
     }

@@ -10,6 +10,7 @@
 //! - [`verify`]: re-deriving a zone's draws from the ledger.
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
 //! - [`auth`]: HS256 bearer tokens and roles.
+//! - [`realtime`]: WebSocket fan-out of chest changes, tailing each shard's ledger.
 //! - [`api`]: the axum HTTP API.
 //! - [`local`]: the zero-setup local stack (private PostgreSQL clusters, demo world).
 //! - [`config`]: `TROVE_*` settings shared by every subcommand.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fairness;
 pub mod local;
 pub mod loot;
+pub mod realtime;
 pub mod shards;
 pub mod verify;
 pub mod zones;

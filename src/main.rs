@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use trove::api::{AppState, Application};
+use trove::api::Application;
 use trove::auth::{parse_ttl, JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{seed_demo, LocalStack};
@@ -174,7 +174,7 @@ async fn serve(config: &Config, keys: JwtKeys, local: Option<&LocalStack>) -> an
         println!("  player token: {player}");
         println!("  admin token:  {admin}");
     }
-    let app = Application::bind(config, AppState { engine, keys })
+    let app = Application::bind(config, engine, keys)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     println!("Trove listening on http://{}", app.local_addr()?);

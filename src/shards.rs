@@ -167,6 +167,11 @@ impl Shard {
         });
     }
 
+    /// A dedicated connection outside the pool (the realtime tail holds one per shard).
+    pub async fn connect(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
+        self.options.connect().await
+    }
+
     /// One fresh connection and `SELECT 1`, bounded by a second; true if the shard answers.
     pub async fn ping(&self) -> bool {
         let attempt = async {

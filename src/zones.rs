@@ -243,6 +243,14 @@ impl Engine {
             )
             .execute(&mut *tx)
             .await?;
+            sqlx::query_file!(
+                "sql/spawn_record.sql",
+                grown.id,
+                grown.chest_count - count + 1,
+                count
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok((grown.id, grown.chest_count))
         }

@@ -11,6 +11,7 @@ mod zones;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -22,18 +23,21 @@ use tower_http::timeout::TimeoutLayer;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::realtime::Realtime;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
     pub keys: JwtKeys,
+    pub realtime: Realtime,
 }
 
 /// The whole router with its layers.
 pub fn router(state: AppState, config: &Config) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/v1/ws", get(crate::realtime::ws::upgrade))
         .merge(loot_tables::router())
         .merge(zones::router())
         .merge(claims::router())
@@ -53,33 +57,87 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// A bound, not yet serving, HTTP server.
+/// How long shutdown waits for WebSocket connections to close.
+const WS_DRAIN: Duration = Duration::from_secs(5);
+
+/// A bound, not yet serving, HTTP server (with its realtime service already following the
+/// shards).
 pub struct Application {
     listener: TcpListener,
+    send_buffer: usize,
     router: Router,
+    realtime: Realtime,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
-    /// Binds `config.listen` (port 0 picks a free port).
-    pub async fn bind(config: &Config, state: AppState) -> std::io::Result<Self> {
+    /// Binds `config.listen` (port 0 picks a free port) and starts the realtime followers.
+    pub async fn bind(config: &Config, engine: Engine, keys: JwtKeys) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        let (shutdown, watch) = tokio::sync::watch::channel(false);
+        let realtime = Realtime::start(engine.shards.clone(), config, watch).await;
+        let state = AppState {
+            engine,
+            keys,
+            realtime: realtime.clone(),
+        };
         Ok(Application {
             listener,
+            send_buffer: config.tcp_send_buffer,
             router: router(state, config),
+            realtime,
+            shutdown,
         })
+    }
+
+    /// The realtime service (connection counts, for tests and metrics).
+    pub fn realtime(&self) -> Realtime {
+        self.realtime.clone()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then stops accepting, closes every WebSocket with a
+    /// close frame (1001) and finishes in-flight requests.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let signal = self.shutdown;
+        let send_buffer = self.send_buffer;
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, move |tcp| {
+            // Events are small and latency-bound: no Nagle delay.
+            let _ = tcp.set_nodelay(true);
+            if send_buffer > 0 {
+                set_send_buffer(tcp, send_buffer);
+            }
+        });
+        let result = axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Tells every WebSocket to close with 1001 and the followers to stop.
+                let _ = signal.send(true);
+            })
+            .await;
+        self.realtime.drained(WS_DRAIN).await;
+        result
+    }
+}
+
+/// Caps a socket's kernel send buffer (SO_SNDBUF).
+fn set_send_buffer(tcp: &tokio::net::TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on a socket we own, with a c_int option value and its exact size.
+    unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use tokio::sync::{oneshot, OnceCell};
-use trove::api::{AppState, Application};
+use trove::api::Application;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{Cluster, THROWAWAY_SETTINGS};
@@ -114,6 +114,7 @@ pub async fn fresh_db(cluster: &Cluster) -> String {
 
 pub struct TestApp {
     pub base: String,
+    pub realtime: trove::realtime::Realtime,
     pub client: reqwest::Client,
     pub engine: Engine,
     pub keys: JwtKeys,
@@ -140,22 +141,18 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     let shard_urls = config.shards.clone();
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
     let engine = Engine::new(ShardSet::new(&config).expect("shards"));
-    let app = Application::bind(
-        &config,
-        AppState {
-            engine: engine.clone(),
-            keys: keys.clone(),
-        },
-    )
-    .await
-    .expect("bind");
+    let app = Application::bind(&config, engine.clone(), keys.clone())
+        .await
+        .expect("bind");
     let base = format!("http://{}", app.local_addr().expect("addr"));
+    let realtime = app.realtime();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.serve(async move {
         let _ = rx.await;
     }));
     TestApp {
         base,
+        realtime,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -190,6 +187,11 @@ impl Resp {
 impl TestApp {
     pub fn token(&self, player: &str) -> String {
         self.keys.issue(player, Role::Player, 3600).expect("token")
+    }
+
+    /// Open WebSocket connections on this instance.
+    pub fn engine_connections(&self) -> usize {
+        self.realtime.connections()
     }
 
     pub fn admin(&self) -> String {

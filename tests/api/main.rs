@@ -6,4 +6,5 @@ mod helpers;
 mod bad_input;
 mod claims;
 mod fairness;
+mod realtime;
 mod shards;

@@ -1,0 +1,135 @@
+//! One follower per shard: tails the ledger below the xmin horizon on a dedicated connection
+//! and hands batches to the hub. On any error it reconnects with backoff and resumes from its
+//! cursor, so a shard restart loses no event (the ledger is durable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use super::hub::{Event, EventKind, Hub};
+use super::Cursor;
+use crate::loot::{LootItem, Rarity};
+use crate::shards::Shard;
+
+/// Rows fetched per poll; a full batch is followed by another poll at once.
+const BATCH: i64 = 2000;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(super) async fn follow(
+    shard: Arc<Shard>,
+    hub: Hub,
+    poll: Duration,
+    started: oneshot::Sender<()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut started = Some(started);
+    let mut cursor: Option<Cursor> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let run = tail(&shard, &hub, poll, &mut cursor, &mut started, &mut backoff);
+        tokio::select! {
+            result = run => {
+                if let Err(e) = result {
+                    tracing::warn!(shard = shard.index, error = %e, "realtime tail lost its connection; reconnecting");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn tail(
+    shard: &Shard,
+    hub: &Hub,
+    poll: Duration,
+    cursor: &mut Option<Cursor>,
+    started: &mut Option<oneshot::Sender<()>>,
+    backoff: &mut Duration,
+) -> Result<(), sqlx::Error> {
+    let mut conn = shard.connect().await?;
+    *backoff = Duration::from_millis(100);
+    let mut tick = tokio::time::interval(poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let horizon = sqlx::query_file_scalar!("sql/tail_horizon.sql")
+            .fetch_one(&mut conn)
+            .await?;
+        let from = match *cursor {
+            Some(c) => c,
+            None => {
+                // First contact: events start now (history is for `since` replays).
+                let c = Cursor::below(horizon);
+                *cursor = Some(c);
+                hub.started(shard.index, c).await;
+                if let Some(tx) = started.take() {
+                    let _ = tx.send(());
+                }
+                c
+            }
+        };
+        let rows = sqlx::query_file!(
+            "sql/tail_events.sql",
+            from.xid,
+            from.zone_id,
+            from.chest_id,
+            horizon,
+            BATCH
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        let full = rows.len() as i64 == BATCH;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key = Cursor {
+                xid: r.xid,
+                zone_id: r.zone_id,
+                chest_id: r.chest_id,
+            };
+            let kind = match (r.kind.as_str(), r.claim_id, r.count) {
+                ("spawn", _, Some(count)) => EventKind::Spawned {
+                    count,
+                    total: r.chest_id + count - 1,
+                },
+                (_, Some(claim_id), _) => EventKind::Opened {
+                    chest_id: r.chest_id,
+                    player: r.player.unwrap_or_default(),
+                    rarity: r.loot.as_ref().and_then(best_rarity),
+                    opened_at: r.at,
+                    claim_id,
+                },
+                _ => continue,
+            };
+            events.push(Event {
+                cursor: key,
+                zone: r.zone.into(),
+                kind,
+            });
+        }
+        let end = match (full, events.last()) {
+            (true, Some(last)) => last.cursor,
+            _ => Cursor::below(horizon).max(from),
+        };
+        if !events.is_empty() || end != from {
+            hub.batch(shard.index, events, end).await;
+        }
+        *cursor = Some(end);
+        if !full {
+            tick.tick().await;
+        }
+    }
+}
+
+/// The rarest item of a recorded draw.
+pub(crate) fn best_rarity(loot: &serde_json::Value) -> Option<Rarity> {
+    serde_json::from_value::<Vec<LootItem>>(loot.clone())
+        .ok()?
+        .into_iter()
+        .map(|i| i.rarity)
+        .max()
+}

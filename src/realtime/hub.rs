@@ -1,0 +1,253 @@
+//! The hub: one task per instance that fans shard events out to subscribed connections.
+//! One task, so every event is stamped with the position vector as of that event and queued
+//! to every subscriber in the same order; it never waits on a connection (a full queue marks
+//! the connection lagged and further events skip it until it resubscribes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, Notify};
+use uuid::Uuid;
+
+use super::{Cursor, Position};
+use crate::loot::Rarity;
+
+/// One event read from a shard's tail.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub cursor: Cursor,
+    pub zone: Arc<str>,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    Opened {
+        chest_id: i64,
+        player: String,
+        /// The rarest item drawn.
+        rarity: Option<Rarity>,
+        opened_at: DateTime<Utc>,
+        claim_id: Uuid,
+    },
+    Spawned {
+        count: i64,
+        total: i64,
+    },
+}
+
+impl Event {
+    /// The JSON message for this event at `position`.
+    pub fn to_json(&self, position: &Position) -> String {
+        let value = match &self.kind {
+            EventKind::Opened {
+                chest_id,
+                player,
+                rarity,
+                opened_at,
+                claim_id,
+            } => serde_json::json!({
+                "type": "chest_opened",
+                "zone": &*self.zone,
+                "chest_id": chest_id,
+                "player": player,
+                "rarity": rarity,
+                "opened_at": opened_at,
+                "claim_id": claim_id,
+                "position": position.encode(),
+            }),
+            EventKind::Spawned { count, total } => serde_json::json!({
+                "type": "chests_spawned",
+                "zone": &*self.zone,
+                "count": count,
+                "total": total,
+                "position": position.encode(),
+            }),
+        };
+        value.to_string()
+    }
+}
+
+/// A message queued for one connection.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub zone: Arc<str>,
+    pub json: Arc<str>,
+}
+
+/// Where the hub queues a connection's events, and how it tells the connection it lagged.
+pub struct Outbox {
+    pub tx: mpsc::Sender<Outgoing>,
+    pub lagged: Arc<Notify>,
+}
+
+enum Command {
+    Started {
+        shard: usize,
+        cursor: Cursor,
+    },
+    Batch {
+        shard: usize,
+        events: Vec<Event>,
+        end: Cursor,
+    },
+    Join {
+        conn: u64,
+        outbox: Outbox,
+    },
+    Subscribe {
+        conn: u64,
+        zones: Vec<Arc<str>>,
+        reply: oneshot::Sender<Position>,
+    },
+    Unsubscribe {
+        conn: u64,
+        zones: Vec<Arc<str>>,
+    },
+    Leave {
+        conn: u64,
+    },
+}
+
+struct Conn {
+    outbox: Outbox,
+    zones: HashSet<Arc<str>>,
+    lagged: bool,
+}
+
+/// Handle to the hub task. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Hub {
+    pub fn start(shards: usize) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run(rx, shards));
+        Hub { tx }
+    }
+
+    pub(crate) async fn started(&self, shard: usize, cursor: Cursor) {
+        let _ = self.tx.send(Command::Started { shard, cursor }).await;
+    }
+
+    /// Hands a shard's batch to the hub; waits if the hub is behind (back-pressure on the
+    /// follower, never on connections).
+    pub(crate) async fn batch(&self, shard: usize, events: Vec<Event>, end: Cursor) {
+        let _ = self.tx.send(Command::Batch { shard, events, end }).await;
+    }
+
+    pub async fn join(&self, conn: u64, outbox: Outbox) {
+        let _ = self.tx.send(Command::Join { conn, outbox }).await;
+    }
+
+    /// Subscribes (or resubscribes, clearing a lag) and returns the position from which the
+    /// connection's queue holds every event of those zones.
+    pub async fn subscribe(&self, conn: u64, zones: Vec<Arc<str>>) -> Option<Position> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Subscribe { conn, zones, reply })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn unsubscribe(&self, conn: u64, zones: Vec<Arc<str>>) {
+        let _ = self.tx.send(Command::Unsubscribe { conn, zones }).await;
+    }
+
+    pub async fn leave(&self, conn: u64) {
+        let _ = self.tx.send(Command::Leave { conn }).await;
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
+    let mut cursors = vec![Cursor::default(); shards];
+    let mut conns: HashMap<u64, Conn> = HashMap::new();
+    let mut by_zone: HashMap<Arc<str>, HashSet<u64>> = HashMap::new();
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Started { shard, cursor } => {
+                if cursors[shard] < cursor {
+                    cursors[shard] = cursor;
+                }
+            }
+            Command::Batch { shard, events, end } => {
+                for event in events {
+                    cursors[shard] = event.cursor;
+                    let Some(subs) = by_zone.get(&event.zone) else {
+                        continue;
+                    };
+                    let json: Arc<str> = event.to_json(&Position(cursors.clone())).into();
+                    for id in subs {
+                        let Some(conn) = conns.get_mut(id) else {
+                            continue;
+                        };
+                        if conn.lagged {
+                            continue;
+                        }
+                        let out = Outgoing {
+                            zone: Arc::clone(&event.zone),
+                            json: Arc::clone(&json),
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            conn.outbox.tx.try_send(out)
+                        {
+                            conn.lagged = true;
+                            conn.outbox.lagged.notify_one();
+                        }
+                    }
+                }
+                if cursors[shard] < end {
+                    cursors[shard] = end;
+                }
+            }
+            Command::Join { conn, outbox } => {
+                conns.insert(
+                    conn,
+                    Conn {
+                        outbox,
+                        zones: HashSet::new(),
+                        lagged: false,
+                    },
+                );
+            }
+            Command::Subscribe { conn, zones, reply } => {
+                if let Some(c) = conns.get_mut(&conn) {
+                    c.lagged = false;
+                    for z in zones {
+                        by_zone.entry(Arc::clone(&z)).or_default().insert(conn);
+                        c.zones.insert(z);
+                    }
+                }
+                let _ = reply.send(Position(cursors.clone()));
+            }
+            Command::Unsubscribe { conn, zones } => {
+                if let Some(c) = conns.get_mut(&conn) {
+                    for z in zones {
+                        c.zones.remove(&z);
+                        remove_sub(&mut by_zone, &z, conn);
+                    }
+                }
+            }
+            Command::Leave { conn } => {
+                if let Some(c) = conns.remove(&conn) {
+                    for z in c.zones {
+                        remove_sub(&mut by_zone, &z, conn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn remove_sub(by_zone: &mut HashMap<Arc<str>, HashSet<u64>>, zone: &Arc<str>, conn: u64) {
+    if let Some(set) = by_zone.get_mut(zone) {
+        set.remove(&conn);
+        if set.is_empty() {
+            by_zone.remove(zone);
+        }
+    }
+}

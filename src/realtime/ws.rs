@@ -1,0 +1,489 @@
+//! `GET /v1/ws`: one task per connection, reading client ops and writing queued events.
+//!
+//! Protocol (JSON text frames):
+//! - client: `{"op":"subscribe","zones":[…],"since":POSITION?}`, `{"op":"unsubscribe","zones":[…]}`,
+//!   `{"op":"ping"}`;
+//! - server: `subscribed`, `chest_opened`, `chests_spawned`, `lagged`, `pong`, `error`.
+//!
+//! Slow clients: each connection has a bounded queue (`TROVE_WS_QUEUE`). When it overflows,
+//! the hub skips the connection; once the connection has written out what was queued it sends
+//! one `lagged` message with a fresh snapshot and position, and events flow again (resume with
+//! `since` to replay what was skipped). A write that stalls for `TROVE_WS_WRITE_TIMEOUT_MS`
+//! (default 10 s: the client stopped reading altogether) drops the connection.
+//! Close codes: 1001 server shutting down, 1008 no traffic for three ping intervals,
+//! 1009 message over `TROVE_WS_MAX_MESSAGE`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::SinkExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::time::{timeout, Instant};
+
+use super::hub::{Event, EventKind, Outbox, Outgoing};
+use super::{Cursor, Position, Realtime};
+use crate::api::error::ApiError;
+use crate::api::AppState;
+use crate::auth::Caller;
+use crate::error::Error;
+use crate::zones::validate_zone_name;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// Authenticates (header or `?token=`), takes a connection slot, then upgrades.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let query_token = query.ok().and_then(|q| q.0.token);
+    let token = header_token
+        .map(str::to_owned)
+        .or(query_token)
+        .ok_or_else(|| {
+            Error::unauthorized(
+                "missing_token",
+                "send Authorization: Bearer <token> or ?token=<token>",
+            )
+        })?;
+    let caller = state.keys.verify(token.trim())?;
+    let ws =
+        ws.map_err(|e| ApiError::http(e.status(), "websocket_upgrade_required", e.body_text()))?;
+    let rt = state.realtime.clone();
+    let permit = Arc::clone(&rt.connections)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::http(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "this instance is at TROVE_WS_MAX_CONNECTIONS",
+            )
+        })?;
+    let max = rt.limits.max_message;
+    Ok(ws
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            Connection::new(rt, caller, permit).run(socket).await;
+        }))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Subscribe {
+        zones: Vec<String>,
+        #[serde(default)]
+        since: Option<String>,
+    },
+    Unsubscribe {
+        zones: Vec<String>,
+    },
+    Ping,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Connection {
+    id: u64,
+    rt: Realtime,
+    zones: HashSet<Arc<str>>,
+    _caller: Caller,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    fn new(rt: Realtime, caller: Caller, permit: OwnedSemaphorePermit) -> Self {
+        Connection {
+            id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
+            rt,
+            zones: HashSet::new(),
+            _caller: caller,
+            _permit: permit,
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(self.rt.limits.queue);
+        let lagged = Arc::new(Notify::new());
+        self.rt
+            .hub
+            .join(
+                self.id,
+                Outbox {
+                    tx,
+                    lagged: Arc::clone(&lagged),
+                },
+            )
+            .await;
+        let mut shutdown = self.rt.shutdown.clone();
+        let ping_every = self.rt.limits.ping;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut last_heard = Instant::now();
+        loop {
+            let flow = tokio::select! {
+                _ = shutdown.changed() => {
+                    close(&mut socket, 1001, "server shutting down").await;
+                    Flow::Close
+                }
+                frame = socket.recv() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => self.on_text(&mut socket, text.as_str()).await,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.send_error(&mut socket, "invalid_message", "send JSON text frames").await
+                        }
+                        Some(Ok(Message::Close(_))) | None => Flow::Close,
+                        Some(Ok(_)) => Flow::Continue, // ping/pong: heard from
+                        Some(Err(e)) => {
+                            // tungstenite reports "Space limit exceeded: Message too long".
+                            let text = e.to_string().to_lowercase();
+                            let too_big = text.contains("too long") || text.contains("limit exceeded");
+                            if too_big {
+                                close(&mut socket, 1009, "message too big").await;
+                            }
+                            Flow::Close
+                        }
+                    }
+                }
+                Some(first) = rx.recv() => self.write_events(&mut socket, first, &mut rx).await,
+                _ = lagged.notified() => self.on_lagged(&mut socket, &mut rx).await,
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > ping_every * 3 {
+                        close(&mut socket, 1008, "no traffic for three ping intervals").await;
+                        Flow::Close
+                    } else {
+                        send(&mut socket, Message::Ping(Default::default())).await
+                    }
+                }
+            };
+            if let Flow::Close = flow {
+                break;
+            }
+        }
+        self.rt.hub.leave(self.id).await;
+    }
+
+    async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Flow {
+        let msg: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let message =
+                    format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\"|\"ping\", …}}: {e}");
+                return self.send_error(socket, "invalid_message", &message).await;
+            }
+        };
+        match msg {
+            ClientMessage::Ping => send_json(socket, &json!({"type": "pong"})).await,
+            ClientMessage::Unsubscribe { zones } => {
+                let zones: Vec<Arc<str>> = zones.iter().map(|z| Arc::from(z.as_str())).collect();
+                for z in &zones {
+                    self.zones.remove(z);
+                }
+                self.rt.hub.unsubscribe(self.id, zones.clone()).await;
+                let names: Vec<&str> = zones.iter().map(|z| &**z).collect();
+                send_json(socket, &json!({"type": "unsubscribed", "zones": names})).await
+            }
+            ClientMessage::Subscribe { zones, since } => {
+                self.on_subscribe(socket, zones, since).await
+            }
+        }
+    }
+
+    async fn on_subscribe(
+        &mut self,
+        socket: &mut WebSocket,
+        zones: Vec<String>,
+        since: Option<String>,
+    ) -> Flow {
+        let mut wanted: Vec<Arc<str>> = Vec::new();
+        for z in &zones {
+            if validate_zone_name(z).is_err() {
+                return self
+                    .send_error(socket, "invalid_zone", &format!("{z:?} is not a zone name"))
+                    .await;
+            }
+            if !wanted.iter().any(|w| &**w == z) {
+                wanted.push(Arc::from(z.as_str()));
+            }
+        }
+        if wanted.is_empty() {
+            return self
+                .send_error(socket, "invalid_message", "zones must not be empty")
+                .await;
+        }
+        let after: HashSet<&Arc<str>> = self.zones.iter().chain(wanted.iter()).collect();
+        if after.len() > self.rt.limits.max_zones {
+            let message = format!(
+                "a connection may watch at most {} zones",
+                self.rt.limits.max_zones
+            );
+            return self.send_error(socket, "too_many_zones", &message).await;
+        }
+        let since = match since
+            .map(|s| Position::decode(&s, self.rt.shards.len()))
+            .transpose()
+        {
+            Ok(s) => s,
+            Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
+        };
+        let Some(now) = self.rt.hub.subscribe(self.id, wanted.clone()).await else {
+            return Flow::Close;
+        };
+        self.zones.extend(wanted.iter().cloned());
+        let mut resumed = since.as_ref().map(|_| true);
+        if let Some(since) = &since {
+            match self.replay(&wanted, since, &now).await {
+                Ok(Some(events)) => {
+                    for text in events {
+                        if let Flow::Close = send(socket, Message::Text(text.into())).await {
+                            return Flow::Close;
+                        }
+                    }
+                }
+                Ok(None) => resumed = Some(false),
+                Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
+            }
+        }
+        let snapshot = match self.snapshot(&wanted, &now).await {
+            Ok(s) => s,
+            Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
+        };
+        let mut msg = json!({"type": "subscribed", "zones": snapshot, "position": now.encode()});
+        if let Some(r) = resumed {
+            msg["resumed"] = json!(r);
+        }
+        send_json(socket, &msg).await
+    }
+
+    /// Writes one queued event and whatever else is queued, with a single flush.
+    async fn write_events(
+        &mut self,
+        socket: &mut WebSocket,
+        first: Outgoing,
+        rx: &mut mpsc::Receiver<Outgoing>,
+    ) -> Flow {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(out) = next {
+            // Events for a zone unsubscribed a moment ago may still sit in the queue.
+            if self.zones.contains(&out.zone) {
+                let text = Utf8Bytes::from(&*out.json);
+                match timeout(
+                    self.rt.limits.write_timeout,
+                    socket.feed(Message::Text(text)),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    _ => return Flow::Close,
+                }
+                n += 1;
+            }
+            next = if n < 64 { rx.try_recv().ok() } else { None };
+        }
+        match timeout(self.rt.limits.write_timeout, socket.flush()).await {
+            Ok(Ok(())) => Flow::Continue,
+            _ => Flow::Close,
+        }
+    }
+
+    /// The queue overflowed: write out what it holds, resubscribe, and send one `lagged`.
+    async fn on_lagged(
+        &mut self,
+        socket: &mut WebSocket,
+        rx: &mut mpsc::Receiver<Outgoing>,
+    ) -> Flow {
+        while let Ok(out) = rx.try_recv() {
+            if let Flow::Close = self.write_events(socket, out, rx).await {
+                return Flow::Close;
+            }
+        }
+        let zones: Vec<Arc<str>> = self.zones.iter().cloned().collect();
+        let Some(now) = self.rt.hub.subscribe(self.id, zones.clone()).await else {
+            return Flow::Close;
+        };
+        let snapshot = self.snapshot(&zones, &now).await.unwrap_or_default();
+        let msg = json!({
+            "type": "lagged",
+            "message": "events were skipped because this connection read too slowly; resume with since to replay them",
+            "zones": snapshot,
+            "position": now.encode(),
+        });
+        send_json(socket, &msg).await
+    }
+
+    /// Zone totals as of `at`, from each zone's shard.
+    async fn snapshot(&self, zones: &[Arc<str>], at: &Position) -> Result<Vec<Value>, Error> {
+        let mut out = Vec::new();
+        for (shard_index, names) in self.by_shard(zones) {
+            let shard = &self.rt.shards.all()[shard_index];
+            let c = at.0[shard_index];
+            let rows = sqlx::query_file!(
+                "sql/zone_snapshot.sql",
+                &names[..],
+                c.xid,
+                c.zone_id,
+                c.chest_id
+            )
+            .fetch_all(&shard.pool()?)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+            for name in &names {
+                let (total, opened) = rows
+                    .iter()
+                    .find(|r| &r.zone == name)
+                    .map_or((0, 0), |r| (r.total, r.opened));
+                out.push(json!({"zone": name, "total": total, "opened": opened, "remaining": total - opened}));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `chest_opened` events of `zones` after `since` up to `now`, oldest first, each
+    /// with its own position; None when the gap is wider than the replay window.
+    async fn replay(
+        &self,
+        zones: &[Arc<str>],
+        since: &Position,
+        now: &Position,
+    ) -> Result<Option<Vec<String>>, Error> {
+        let mut texts = Vec::new();
+        let mut pos = since.clone();
+        for (shard_index, names) in self.by_shard(zones) {
+            let (from, to) = (since.0[shard_index], now.0[shard_index]);
+            if from >= to {
+                continue;
+            }
+            let shard = &self.rt.shards.all()[shard_index];
+            let rows = sqlx::query_file!(
+                "sql/replay_claims.sql",
+                &names[..],
+                from.xid,
+                from.zone_id,
+                from.chest_id,
+                to.xid,
+                to.zone_id,
+                to.chest_id,
+                self.rt.limits.replay_window
+            )
+            .fetch_all(&shard.pool()?)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+            if rows
+                .first()
+                .is_some_and(|r| r.scanned >= self.rt.limits.replay_window)
+            {
+                return Ok(None);
+            }
+            for r in rows {
+                let (
+                    Some(xid),
+                    Some(zone_id),
+                    Some(zone),
+                    Some(chest_id),
+                    Some(claim_id),
+                    Some(opened_at),
+                ) = (
+                    r.xid,
+                    r.zone_id,
+                    r.zone,
+                    r.chest_id,
+                    r.claim_id,
+                    r.opened_at,
+                )
+                else {
+                    continue;
+                };
+                let cursor = Cursor {
+                    xid,
+                    zone_id,
+                    chest_id,
+                };
+                pos.0[shard_index] = cursor;
+                let event = Event {
+                    cursor,
+                    zone: zone.into(),
+                    kind: EventKind::Opened {
+                        chest_id,
+                        player: r.player.unwrap_or_default(),
+                        rarity: r.loot.as_ref().and_then(super::follower::best_rarity),
+                        opened_at,
+                        claim_id,
+                    },
+                };
+                texts.push(event.to_json(&pos));
+            }
+            pos.0[shard_index] = to;
+        }
+        Ok(Some(texts))
+    }
+
+    fn by_shard(&self, zones: &[Arc<str>]) -> BTreeMap<usize, Vec<String>> {
+        let mut map: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for z in zones {
+            map.entry(self.rt.shards.for_zone(z).index)
+                .or_default()
+                .push(z.to_string());
+        }
+        map
+    }
+
+    async fn send_error(&self, socket: &mut WebSocket, code: &str, message: &str) -> Flow {
+        send_json(
+            socket,
+            &json!({"type": "error", "error": code, "message": message}),
+        )
+        .await
+    }
+}
+
+/// Control messages (replies, pings) are small; a client that cannot take them within this
+/// long is gone.
+const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn send(socket: &mut WebSocket, msg: Message) -> Flow {
+    match timeout(CONTROL_WRITE_TIMEOUT, socket.send(msg)).await {
+        Ok(Ok(())) => Flow::Continue,
+        _ => Flow::Close,
+    }
+}
+
+async fn send_json(socket: &mut WebSocket, value: &Value) -> Flow {
+    send(socket, Message::Text(value.to_string().into())).await
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = timeout(
+        Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}

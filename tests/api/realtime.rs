@@ -1,0 +1,522 @@
+//! The WebSocket fan-out: events come from the shards' ledgers, reach every instance, never
+//! for rolled-back or replayed claims, survive shard restarts and resume without gaps.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use trove::config::Config;
+use trove::shards::shard_index;
+
+use crate::helpers::{
+    fresh_db, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster, zone_on,
+    TestApp, SECRET,
+};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn connect(app: &TestApp, player: &str) -> Ws {
+    let url = format!(
+        "{}/v1/ws?token={}",
+        app.base.replace("http://", "ws://"),
+        app.token(player)
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect")
+        .0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string()))
+        .await
+        .expect("ws send");
+}
+
+/// The next JSON message (skipping pings), or None if nothing comes within `wait`.
+async fn next(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return Some(serde_json::from_str(t.as_str()).expect("json"))
+            }
+            Ok(Some(Ok(Message::Close(f)))) => {
+                return Some(json!({"type": "__closed", "code": f.map(|f| u16::from(f.code))}))
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) | Ok(None) => return Some(json!({"type": "__closed"})),
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn expect(ws: &mut Ws, kind: &str) -> Value {
+    let v = next(ws, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no {kind} message"));
+    assert_eq!(v["type"], kind, "{v}");
+    v
+}
+
+async fn subscribe(ws: &mut Ws, zones: &[&str]) -> Value {
+    send(ws, json!({"op": "subscribe", "zones": zones})).await;
+    expect(ws, "subscribed").await
+}
+
+/// Collects `chest_opened` events until `n` arrived (or panics after `wait`).
+async fn opened_events(ws: &mut Ws, n: usize, wait: Duration) -> Vec<Value> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + wait;
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match next(ws, left).await {
+            Some(v) if v["type"] == "chest_opened" => out.push(v),
+            Some(_) => {}
+            None => panic!("only {} of {n} chest_opened events arrived", out.len()),
+        }
+    }
+    out
+}
+
+/// Nothing but pings arrives for `wait`.
+async fn quiet(ws: &mut Ws, wait: Duration) {
+    if let Some(v) = next(ws, wait).await {
+        panic!("expected silence, got {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_see_exactly_their_zones_committed_claims() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let (a, b) = (zone_on(0, "watch-a"), zone_on(1, "watch-b"));
+    app.spawn_zone(&a, 50, "starter").await;
+    app.spawn_zone(&b, 50, "starter").await;
+    let mut ws = connect(&app, "watcher").await;
+    let sub = subscribe(&mut ws, &[&a]).await;
+    assert_eq!(
+        sub["zones"],
+        json!([{"zone": a, "total": 50, "opened": 0, "remaining": 50}])
+    );
+    assert!(sub["position"].is_string());
+
+    let t = app.token("opener");
+    let mut claims = Vec::new();
+    for i in 0..5 {
+        claims.push(app.claim(&a, &t, Some(&format!("k{i}"))).await.body);
+        app.claim(&b, &t, None).await; // not subscribed: must not arrive
+    }
+    let events = opened_events(&mut ws, 5, Duration::from_secs(5)).await;
+    for (e, c) in events.iter().zip(&claims) {
+        assert_eq!(e["zone"], json!(a));
+        assert_eq!(e["chest_id"], c["chest_id"]);
+        assert_eq!(e["player"], "opener");
+        assert_eq!(e["claim_id"], c["claim_id"]);
+        assert_eq!(e["opened_at"], c["opened_at"]);
+        let best = c["loot"]
+            .as_array()
+            .expect("loot")
+            .iter()
+            .map(|i| rank(i["rarity"].as_str().expect("r")))
+            .max();
+        assert_eq!(e["rarity"].as_str().map(rank), best);
+        assert!(e["position"].is_string());
+    }
+    // Replays (same keys), a failed claim and a rolled-back ledger row emit nothing.
+    for i in 0..5 {
+        assert_eq!(
+            app.claim(&a, &t, Some(&format!("k{i}"))).await.status,
+            StatusCode::OK
+        );
+    }
+    let missing = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/zones/{a}/chests/999/claim"),
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let mut db = app.shard_db(shard_index(&a, 2)).await;
+    let mut tx = sqlx::Connection::begin(&mut db).await.expect("begin");
+    sqlx::query("INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot) SELECT id, 9999, gen_random_uuid(), 'ghost', 1, 1, '[]' FROM zones WHERE name = $1")
+        .bind(&a)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    tx.rollback().await.expect("rollback");
+    quiet(&mut ws, Duration::from_millis(600)).await;
+
+    // Spawns are events too.
+    app.spawn_zone(&a, 10, "starter").await;
+    let spawned = expect(&mut ws, "chests_spawned").await;
+    assert_eq!(
+        (
+            spawned["zone"].clone(),
+            spawned["count"].clone(),
+            spawned["total"].clone()
+        ),
+        (json!(a), json!(10), json!(60))
+    );
+
+    // After unsubscribing, nothing more.
+    send(&mut ws, json!({"op": "unsubscribe", "zones": [a]})).await;
+    expect(&mut ws, "unsubscribed").await;
+    app.claim(&a, &t, None).await;
+    quiet(&mut ws, Duration::from_millis(600)).await;
+    send(&mut ws, json!({"op": "ping"})).await;
+    expect(&mut ws, "pong").await;
+}
+
+fn rank(r: &str) -> u8 {
+    ["common", "uncommon", "rare", "epic", "legendary"]
+        .iter()
+        .position(|x| *x == r)
+        .expect("rarity") as u8
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_served_by_one_instance_reaches_subscribers_of_another() {
+    let a = spawn_app().await;
+    a.starter().await;
+    let b = spawn_app_on(a.shard_urls.clone()).await;
+    let zones = [zone_on(0, "shared"), zone_on(1, "shared")];
+    for z in &zones {
+        a.spawn_zone(z, 20, "starter").await;
+    }
+    let mut on_b = connect(&b, "fan").await;
+    let mut on_a = connect(&a, "fan2").await;
+    subscribe(&mut on_b, &[&zones[0], &zones[1]]).await;
+    subscribe(&mut on_a, &[&zones[0], &zones[1]]).await;
+    let t = a.token("hero");
+    let mut ids = HashSet::new();
+    for z in &zones {
+        for _ in 0..3 {
+            ids.insert(a.claim(z, &t, None).await.body["claim_id"].clone());
+        }
+    }
+    for ws in [&mut on_b, &mut on_a] {
+        let got: HashSet<Value> = opened_events(ws, 6, Duration::from_secs(5))
+            .await
+            .into_iter()
+            .map(|e| e["claim_id"].clone())
+            .collect();
+        assert_eq!(got, ids);
+        quiet(ws, Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_with_the_last_position_replays_exactly_the_missed_claims() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let (z0, z1) = (zone_on(0, "resume"), zone_on(1, "resume"));
+    app.spawn_zone(&z0, 200, "starter").await;
+    app.spawn_zone(&z1, 200, "starter").await;
+    let t = app.token("runner");
+    let mut ws = connect(&app, "flaky").await;
+    subscribe(&mut ws, &[&z0, &z1]).await;
+    for z in [&z0, &z1, &z0] {
+        app.claim(z, &t, None).await;
+    }
+    let seen = opened_events(&mut ws, 3, Duration::from_secs(5)).await;
+    let last = seen.last().expect("event")["position"]
+        .as_str()
+        .expect("pos")
+        .to_owned();
+    ws.close(None).await.expect("close");
+
+    // 50 claims while disconnected, across both shards, plus noise in another zone.
+    let mut missed = Vec::new();
+    for i in 0..50 {
+        let z = if i % 2 == 0 { &z0 } else { &z1 };
+        missed.push(app.claim(z, &t, None).await.body["claim_id"].clone());
+    }
+    let other = zone_on(0, "elsewhere");
+    app.spawn_zone(&other, 5, "starter").await;
+    app.claim(&other, &t, None).await;
+
+    let mut ws = connect(&app, "flaky").await;
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "zones": [z0, z1], "since": last}),
+    )
+    .await;
+    // Replayed events up to the subscription's position, then `subscribed` with a snapshot
+    // as of that position, then (if the tail had not caught up yet) the rest live.
+    let mut replayed = Vec::new();
+    let snapshot_opened = loop {
+        let v = next(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("message");
+        match v["type"].as_str() {
+            Some("chest_opened") => replayed.push(v["claim_id"].clone()),
+            Some("subscribed") => {
+                assert_eq!(v["resumed"], true);
+                break v["zones"]
+                    .as_array()
+                    .expect("zones")
+                    .iter()
+                    .map(|z| z["opened"].as_i64().expect("n"))
+                    .sum::<i64>();
+            }
+            other => panic!("unexpected {other:?}: {v}"),
+        }
+    };
+    let live_before_new = 50 - replayed.len();
+    for e in opened_events(&mut ws, live_before_new, Duration::from_secs(5)).await {
+        replayed.push(e["claim_id"].clone());
+    }
+    assert_eq!(
+        snapshot_opened as usize + live_before_new,
+        53,
+        "snapshot must match its position"
+    );
+    let as_set = |v: &Vec<Value>| v.iter().cloned().collect::<HashSet<_>>();
+    assert_eq!(replayed.len(), 50, "duplicates or gaps");
+    assert_eq!(as_set(&replayed), as_set(&missed));
+    // And live events continue after the replay.
+    let live = app.claim(&z1, &t, None).await.body["claim_id"].clone();
+    assert_eq!(
+        opened_events(&mut ws, 1, Duration::from_secs(5)).await[0]["claim_id"],
+        live
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_get_errors_and_oversized_ones_close_with_1009() {
+    let app = spawn_app().await;
+    // No or bad token: the upgrade is refused with 401.
+    let url = format!("{}/v1/ws", app.base.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    match tokio_tungstenite::connect_async(format!("{url}?token=forged.token.here")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let mut ws = connect(&app, "prankster").await;
+    for (msg, code) in [
+        ("not json", "invalid_message"),
+        (r#"{"op":"dance"}"#, "invalid_message"),
+        (r#"{"op":"subscribe"}"#, "invalid_message"),
+        (r#"{"op":"subscribe","zones":[]}"#, "invalid_message"),
+        (r#"{"op":"subscribe","zones":["Bad Zone"]}"#, "invalid_zone"),
+        (
+            r#"{"op":"subscribe","zones":["a"],"since":"garbage"}"#,
+            "invalid_position",
+        ),
+    ] {
+        ws.send(Message::text(msg)).await.expect("send");
+        let v = expect(&mut ws, "error").await;
+        assert_eq!(v["error"], code, "{msg}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    ws.send(Message::binary(vec![1, 2, 3])).await.expect("send");
+    assert_eq!(expect(&mut ws, "error").await["error"], "invalid_message");
+    let too_many: Vec<String> = (0..65).map(|i| format!("z{i}")).collect();
+    send(&mut ws, json!({"op": "subscribe", "zones": too_many})).await;
+    assert_eq!(expect(&mut ws, "error").await["error"], "too_many_zones");
+    // Still alive after all of that.
+    send(&mut ws, json!({"op": "ping"})).await;
+    expect(&mut ws, "pong").await;
+    // Over TROVE_WS_MAX_MESSAGE: closed with 1009.
+    ws.send(Message::text("x".repeat(10_000)))
+        .await
+        .expect("send");
+    let closed = next(&mut ws, Duration::from_secs(5)).await.expect("close");
+    assert_eq!(closed["type"], "__closed");
+    assert_eq!(closed["code"], u16::from(CloseCode::Size));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_delay_others_and_is_dropped() {
+    let pg_app = spawn_app().await;
+    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    config.ws_queue = 64;
+    config.ws_write_timeout_ms = 1500;
+    config.tcp_send_buffer = 4096;
+    let app = Arc::new(spawn_app_with(config).await);
+    app.starter().await;
+    let zone = zone_on(0, "flood");
+    app.spawn_zone(&zone, 3000, "starter").await;
+
+    // The sleeper's socket takes almost nothing before the kernel stops it.
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("rcvbuf");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let url = format!("ws://{addr}/v1/ws?token={}", app.token("sleeper"));
+    let (mut sleeper, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrade");
+    subscribe(&mut sleeper, &[&zone]).await;
+    let mut healthy = connect(&app, "healthy").await;
+    subscribe(&mut healthy, &[&zone]).await;
+
+    // A stream of claims; the healthy client must keep up with every one of them.
+    let claimer = {
+        let app = Arc::clone(&app);
+        let zone = zone.clone();
+        tokio::spawn(async move {
+            let t = app.token("storm");
+            let mut n = 0;
+            for _ in 0..2000 {
+                if app.claim(&zone, &t, None).await.status == StatusCode::CREATED {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let started = Instant::now();
+    let events = opened_events(&mut healthy, 2000, Duration::from_secs(60)).await;
+    let opened = claimer.await.expect("claimer");
+    assert_eq!(opened, 2000);
+    let ids: HashSet<_> = events.iter().map(|e| e["claim_id"].clone()).collect();
+    assert_eq!(ids.len(), 2000);
+    // The last event arrives right after the last claim: nobody waited on the sleeper.
+    assert!(started.elapsed() < Duration::from_secs(45));
+
+    // The sleeper stalled the server's writes: it is dropped once the write timeout passes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if app.engine_connections() <= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sleeping connection was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sleeper);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_gets_one_lagged_message_with_a_snapshot_then_live_events() {
+    let pg_app = spawn_app().await;
+    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    config.ws_queue = 4;
+    config.tcp_send_buffer = 4096;
+    let app = Arc::new(spawn_app_with(config).await);
+    app.starter().await;
+    let zone = zone_on(1, "trickle");
+    app.spawn_zone(&zone, 500, "starter").await;
+    // A tiny receive buffer: once the client stops reading, the server's writes block soon.
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("rcvbuf");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let url = format!("ws://{addr}/v1/ws?token={}", app.token("slow"));
+    let (mut slow, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrade");
+    subscribe(&mut slow, &[&zone]).await;
+
+    // A burst far larger than the queue lands while the client is not reading.
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let app = Arc::clone(&app);
+        let zone = zone.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = app.token(&format!("burst-{i}"));
+            app.claim(&zone, &t, None).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::CREATED);
+    }
+    // Let the tail deliver the whole burst before the client reads again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The client catches up: each `lagged` carries a snapshot as of its position, and the
+    // events after it continue from there, so the client's count ends exact.
+    let (mut events, mut lags) = (0, 0);
+    let mut known_opened: i64 = 0;
+    while let Some(v) = next(&mut slow, Duration::from_secs(2)).await {
+        match v["type"].as_str() {
+            Some("chest_opened") => {
+                events += 1;
+                known_opened += 1;
+            }
+            Some("chests_spawned") => {}
+            Some("lagged") => {
+                lags += 1;
+                assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+                assert!(v["position"].is_string());
+                known_opened = v["zones"][0]["opened"].as_i64().expect("snapshot");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(lags >= 1, "the queue overflowed but no lagged message came");
+    assert!(
+        events < 300,
+        "the client should have skipped events, got all {events}"
+    );
+    assert_eq!(known_opened, 300, "snapshot + events after it must add up");
+    // Events flow again afterwards.
+    let t = app.token("after");
+    let id = app.claim(&zone, &t, None).await.body["claim_id"].clone();
+    assert_eq!(
+        opened_events(&mut slow, 1, Duration::from_secs(5)).await[0]["claim_id"],
+        id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_a_shard_loses_no_event() {
+    let healthy = spawn_app().await;
+    let own = start_cluster("realtime-restart");
+    migrated_template(&own).await;
+    let app = spawn_app_on(vec![healthy.shard_urls[0].clone(), fresh_db(&own).await]).await;
+    app.starter().await;
+    let zone = zone_on(1, "phoenix");
+    app.spawn_zone(&zone, 100, "starter").await;
+    let mut ws = connect(&app, "loyal").await;
+    subscribe(&mut ws, &[&zone]).await;
+    let t = app.token("p");
+    let mut ids = HashSet::new();
+    for _ in 0..3 {
+        ids.insert(app.claim(&zone, &t, None).await.body["claim_id"].clone());
+    }
+    own.stop().expect("stop");
+    own.start().expect("start");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ids.len() < 6 {
+        let r = app.claim(&zone, &t, None).await;
+        if r.status == StatusCode::CREATED {
+            ids.insert(r.body["claim_id"].clone());
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "shard did not come back: {:?}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let got: HashSet<Value> = opened_events(&mut ws, 6, Duration::from_secs(15))
+        .await
+        .into_iter()
+        .map(|e| e["claim_id"].clone())
+        .collect();
+    assert_eq!(got, ids);
+}
