@@ -153,6 +153,7 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
 }
 
 async fn serve(config: &Config, keys: JwtKeys, local: Option<&LocalStack>) -> anyhow::Result<()> {
+    trove::api::raise_fd_limit();
     let shards = ShardSet::new(config)?;
     let engine = Engine::new(shards.clone());
     if let Some(stack) = local {

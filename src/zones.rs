@@ -211,15 +211,24 @@ impl Engine {
             let mut tx = pool.begin().await?;
             let entries = serde_json::to_value(&table.spec.entries)
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            let table_id = sqlx::query_file_scalar!(
+            let inserted = sqlx::query_file_scalar!(
                 "sql/loot_table_insert.sql",
                 table.name,
                 table.version,
                 entries,
                 i16::from(table.spec.rolls)
             )
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            let table_id = match inserted {
+                Some(id) => id,
+                // A concurrent spawn copied the same version first; a new statement sees it.
+                None => {
+                    sqlx::query_file_scalar!("sql/loot_table_id.sql", table.name, table.version)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
             if let Some(zone_id) = sqlx::query_file_scalar!("sql/zone_create.sql", zone, synthetic)
                 .fetch_optional(&mut *tx)
                 .await?

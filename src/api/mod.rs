@@ -141,3 +141,18 @@ fn set_send_buffer(tcp: &tokio::net::TcpStream, bytes: usize) {
         );
     }
 }
+
+/// Raises the open-file limit to the hard limit: each WebSocket holds a socket.
+pub fn raise_fd_limit() {
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

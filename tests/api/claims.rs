@@ -284,3 +284,30 @@ async fn spawning_a_zone_with_an_unknown_table_is_404_and_creates_nothing() {
     let t = app.token("p");
     assert_eq!(app.claim(&zone, &t, None).await.code(), "zone_not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_spawns_with_the_same_table_all_succeed() {
+    let app = Arc::new(spawn_app().await);
+    app.starter().await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let app = Arc::clone(&app);
+        tasks.push(tokio::spawn(async move {
+            let r = app.spawn_zone(&format!("burst-{i}"), 10, "starter").await;
+            (r.status, r.body)
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for shard in 0..2 {
+        let mut db = app.shard_db(shard).await;
+        let copies: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM loot_tables WHERE name = 'starter'")
+                .fetch_one(&mut db)
+                .await
+                .expect("count");
+        assert_eq!(copies, 1, "one copy of the version per shard");
+    }
+}

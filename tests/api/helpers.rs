@@ -64,19 +64,9 @@ pub fn start_cluster(name: &str) -> Cluster {
     cluster
 }
 
+/// 1,000 concurrent requests need ~2,000 sockets in one process (client and server).
 fn raise_fd_limit() {
-    // 1,000 concurrent requests need ~2,000 sockets in one process (client and server).
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    trove::api::raise_fd_limit();
 }
 
 async fn pg() -> &'static TestPg {
@@ -187,6 +177,11 @@ impl Resp {
 impl TestApp {
     pub fn token(&self, player: &str) -> String {
         self.keys.issue(player, Role::Player, 3600).expect("token")
+    }
+
+    /// Triggers graceful shutdown (as SIGTERM does in `trove serve`).
+    pub fn shutdown(self) {
+        drop(self._shutdown);
     }
 
     /// Open WebSocket connections on this instance.

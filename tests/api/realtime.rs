@@ -520,3 +520,31 @@ async fn restarting_a_shard_loses_no_event() {
         .collect();
     assert_eq!(got, ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_are_closed_by_the_heartbeat_and_shutdown_sends_1001() {
+    let pg_app = spawn_app().await;
+    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    config.ws_ping_secs = 1;
+    let app = spawn_app_with(config).await;
+    let silent = connect(&app, "silent").await; // never reads, so never answers pings
+    let mut alive = connect(&app, "alive").await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while app.engine_connections() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent connection was never closed"
+        );
+        // The live client keeps reading, so it answers pings and stays.
+        let _ = next(&mut alive, Duration::from_millis(200)).await;
+    }
+    drop(silent);
+    send(&mut alive, json!({"op": "ping"})).await;
+    expect(&mut alive, "pong").await;
+
+    app.shutdown();
+    let closed = next(&mut alive, Duration::from_secs(5))
+        .await
+        .expect("close frame");
+    assert_eq!(closed, json!({"type": "__closed", "code": 1001}));
+}

@@ -1,0 +1,184 @@
+//! The fan-out benchmark: claims/s without subscribers, then M WebSocket subscribers spread
+//! over the zones, their idle memory on the server, claims/s with them receiving, and the
+//! commit → receive latency of every event (from the event's `opened_at`, the claim's
+//! transaction start, to its arrival: an upper bound on commit → receive).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::api::Api;
+use crate::claims::{self, ClaimRun};
+use crate::stats;
+
+pub struct Options {
+    pub subscribers: usize,
+    pub zones: usize,
+    pub concurrency: usize,
+    pub players: usize,
+    pub duration: Duration,
+    pub server_pid: Option<u32>,
+}
+
+pub async fn run(api: &Api, o: &Options) -> Result<()> {
+    let run_id = chrono::Utc::now().timestamp();
+    let table = format!("lt-table-{run_id}");
+    api.put_loot_table(&table).await?;
+    // Enough chests for two phases at a generous 8,000 claims/s, spread over the zones.
+    let per_zone = ((8000.0 * o.duration.as_secs_f64() * 2.0) / o.zones as f64).ceil() as i64 + 10;
+    let zones: Vec<String> = (0..o.zones)
+        .map(|i| format!("lt-fan-{run_id}-{i}"))
+        .collect();
+    println!("setting up {} zones of {per_zone} chests …", zones.len());
+    let gate = Arc::new(Semaphore::new(8));
+    let mut spawns = Vec::new();
+    for z in &zones {
+        let (api, z, table, gate) = (api.clone(), z.clone(), table.clone(), Arc::clone(&gate));
+        spawns.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await;
+            api.spawn(&z, per_zone, &table).await
+        }));
+    }
+    for s in spawns {
+        s.await??;
+    }
+
+    let off = claims::closed_loop(api, &zones, o.players, o.concurrency, o.duration).await;
+    claims::print("fan-out off", &off);
+
+    let rss_before = o.server_pid.and_then(stats::rss_kib);
+    let latency = Arc::new(Mutex::new(stats::histogram()));
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let connecting = Arc::new(Semaphore::new(256));
+    let mut subs = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Result<()>>(o.subscribers.max(1));
+    for i in 0..o.subscribers {
+        let zone = zones[i % zones.len()].clone();
+        let (url, latency, received, stop) = (
+            api.ws_url(),
+            Arc::clone(&latency),
+            Arc::clone(&received),
+            Arc::clone(&stop),
+        );
+        let (connecting, ready) = (Arc::clone(&connecting), ready_tx.clone());
+        subs.push(tokio::spawn(async move {
+            let permit = connecting.acquire().await;
+            let ws = tokio_tungstenite::connect_async(url).await;
+            let mut ws = match ws {
+                Ok((ws, _)) => ws,
+                Err(e) => {
+                    let _ = ready.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let sub = json!({"op": "subscribe", "zones": [zone]}).to_string();
+            if ws.send(Message::text(sub)).await.is_err() {
+                return;
+            }
+            drop(permit);
+            let mut ready = Some(ready);
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
+                match v["type"].as_str() {
+                    Some("subscribed") => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Ok(())).await;
+                        }
+                    }
+                    Some("chest_opened") => {
+                        let now = chrono::Utc::now();
+                        if let Some(at) = v["opened_at"]
+                            .as_str()
+                            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                        {
+                            let d = (now - at.with_timezone(&chrono::Utc))
+                                .to_std()
+                                .unwrap_or_default();
+                            if let Ok(mut h) = latency.lock() {
+                                stats::record(&mut h, d);
+                            }
+                        }
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    while connected < o.subscribers {
+        match ready_rx.recv().await {
+            Some(Ok(())) => connected += 1,
+            Some(Err(e)) => bail!("subscriber {connected} failed to connect: {e}"),
+            None => bail!("only {connected} subscribers connected"),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = o.server_pid.and_then(stats::rss_kib);
+    println!(
+        "{connected} subscribers connected and subscribed ({} per zone)",
+        o.subscribers / zones.len().max(1)
+    );
+    if let (Some(b), Some(a)) = (rss_before, rss_after) {
+        println!(
+            "server RSS {b} KiB -> {a} KiB: {:.1} KB per idle connection",
+            (a.saturating_sub(b)) as f64 * 1024.0 / 1000.0 / connected as f64
+        );
+    }
+    received.store(0, Ordering::Relaxed);
+    if let Ok(mut h) = latency.lock() {
+        h.reset();
+    }
+
+    let on = claims::closed_loop(api, &zones, o.players, o.concurrency, o.duration).await;
+    claims::print("fan-out on", &on);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let expected: u64 = expected_events(&on, o.subscribers, zones.len());
+    let got = received.load(Ordering::Relaxed);
+    let h = latency
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|p| p.into_inner().clone());
+    println!("events: expected {expected}, received {got}");
+    println!("commit -> receive latency: {}", stats::summary(&h));
+    println!(
+        "claim throughput with fan-out / without: {:.0} / {:.0} = {:.2}x (target >= 0.9x)",
+        on.per_second(),
+        off.per_second(),
+        on.per_second() / off.per_second()
+    );
+    for s in subs {
+        s.abort();
+    }
+    if on.duplicates + off.duplicates > 0 {
+        bail!("duplicates detected");
+    }
+    Ok(())
+}
+
+/// Each zone's successful claims times the subscribers watching it.
+fn expected_events(run: &ClaimRun, subscribers: usize, zones: usize) -> u64 {
+    run.opened_per_zone
+        .iter()
+        .enumerate()
+        .map(|(z, n)| {
+            let watchers = (0..subscribers).filter(|i| i % zones == z).count() as u64;
+            n * watchers
+        })
+        .sum()
+}
