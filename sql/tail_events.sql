@@ -1,18 +1,29 @@
--- The shard's events after a tail position and below the horizon, in position order:
--- opened chests from the ledger and spawns. ($1, $2, $3) is the position (exclusive),
--- $4 the horizon (exclusive), $5 the batch size.
-SELECT e.kind AS "kind!", e.xid AS "xid!", e.zone_id AS "zone_id!", z.name AS "zone!",
-       e.chest_id AS "chest_id!", e.player, e.claim_id, e.loot, e.at AS "at!", e.count
-FROM (
-    SELECT 'claim' AS kind, c.xid, c.zone_id, c.chest_id, c.player, c.claim_id, c.loot,
-           c.opened_at AS at, NULL::bigint AS count
-    FROM claims c
-    WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < $4
-    UNION ALL
-    SELECT 'spawn', s.xid, s.zone_id, s.first_chest, NULL, NULL, NULL, s.created_at, s.count
-    FROM spawns s
-    WHERE (s.xid, s.zone_id, s.first_chest) > ($1, $2, $3) AND s.xid < $4
-) AS e
-JOIN zones z ON z.id = e.zone_id
+-- One poll of a shard's tail, one round trip: the horizon (every transaction with an xid
+-- below it has finished, so rows under it are final; it comes from this statement's own
+-- snapshot, which also sees all of them) and the events after the tail position ($1, $2, $3)
+-- and below the horizon, in position order: opened chests from the ledger, and spawns.
+-- Always at least one row; with no events its event columns are NULL. $4 is the batch size.
+WITH h AS (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+)
+SELECT h.horizon AS "horizon!", e.kind AS "kind?", e.xid AS "xid?", e.zone_id AS "zone_id?",
+       e.zone AS "zone?", e.chest_id AS "chest_id?", e.player AS "player?",
+       e.claim_id AS "claim_id?", e.loot AS "loot?", e.at AS "at?", e.count AS "count?"
+FROM h
+LEFT JOIN LATERAL (
+    SELECT ev.*, z.name AS zone
+    FROM (
+        SELECT 'claim' AS kind, c.xid, c.zone_id, c.chest_id, c.player, c.claim_id, c.loot,
+               c.opened_at AS at, NULL::bigint AS count
+        FROM claims c
+        WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < h.horizon
+        UNION ALL
+        SELECT 'spawn', s.xid, s.zone_id, s.first_chest, NULL, NULL, NULL, s.created_at, s.count
+        FROM spawns s
+        WHERE (s.xid, s.zone_id, s.first_chest) > ($1, $2, $3) AND s.xid < h.horizon
+    ) AS ev
+    JOIN zones z ON z.id = ev.zone_id
+    ORDER BY ev.xid, ev.zone_id, ev.chest_id
+    LIMIT $4
+) AS e ON true
 ORDER BY e.xid, e.zone_id, e.chest_id
-LIMIT $5

@@ -89,7 +89,7 @@ pub struct Config {
     pub ws_max_message: usize,
 
     /// Seconds between server pings; a client silent for three intervals is closed.
-    #[arg(long, env = "TROVE_WS_PING_SECS", default_value_t = 15, global = true)]
+    #[arg(long, env = "TROVE_WS_PING_SECS", default_value_t = 30, global = true)]
     pub ws_ping_secs: u64,
 
     /// A WebSocket write stalled this long (the client stopped reading) drops the connection, in ms.
@@ -112,7 +112,7 @@ pub struct Config {
     pub tcp_send_buffer: usize,
 
     /// How often each instance polls each shard's ledger for new events, in ms.
-    #[arg(long, env = "TROVE_TAIL_POLL_MS", default_value_t = 20, global = true)]
+    #[arg(long, env = "TROVE_TAIL_POLL_MS", default_value_t = 10, global = true)]
     pub tail_poll_ms: u64,
 
     /// Ledger rows a resume may scan per shard; further back, a fresh snapshot is sent instead.
@@ -157,10 +157,10 @@ impl Config {
             ws_max_zones: 64,
             ws_queue: 256,
             ws_max_message: 4096,
-            ws_ping_secs: 15,
+            ws_ping_secs: 30,
             ws_write_timeout_ms: 10000,
             tcp_send_buffer: 65536,
-            tail_poll_ms: 20,
+            tail_poll_ms: 10,
             replay_window: 200_000,
             data_dir: None,
         }

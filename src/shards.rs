@@ -127,6 +127,24 @@ impl Shard {
     /// shard down (a probe brings it back) and become `ShardUnavailable`; an overrun statement
     /// timeout is also a 503, without marking the shard down.
     pub fn db_error(self: &Arc<Self>, err: sqlx::Error) -> Error {
+        if matches!(err, sqlx::Error::PoolTimedOut) {
+            // Every connection busy: overload, or a server that stopped while none was open
+            // (sqlx keeps retrying refused connects until the timeout). One fresh connection
+            // tells which; only a dead server marks the shard down.
+            tracing::warn!(
+                shard = self.index,
+                "timed out waiting for a shard connection"
+            );
+            if !self.probing.load(Ordering::Acquire) {
+                let shard = Arc::clone(self);
+                tokio::spawn(async move {
+                    if !shard.ping().await {
+                        shard.mark_down();
+                    }
+                });
+            }
+            return self.unavailable();
+        }
         if is_connection_error(&err) {
             tracing::warn!(shard = self.index, error = %err, "shard unreachable; failing fast until it answers again");
             self.mark_down();
@@ -199,7 +217,6 @@ fn build_pool(options: &PgConnectOptions, settings: PoolSettings) -> PgPool {
 fn is_connection_error(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
@@ -238,6 +255,14 @@ pub struct ShardSet {
 }
 
 impl ShardSet {
+    /// The same shards with their own pools of `size` connections: realtime reads (snapshots,
+    /// replays) use these, so a burst of subscribes never queues claims behind it.
+    pub fn with_pool_size(&self, config: &Config, size: u32) -> Result<Self> {
+        let mut config = config.clone();
+        config.db_pool_size = size;
+        ShardSet::new(&config)
+    }
+
     /// Builds a lazy pool per shard: nothing connects yet, so Trove starts (and serves the
     /// healthy shards) even when one shard is down.
     pub fn new(config: &Config) -> Result<Self> {

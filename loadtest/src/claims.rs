@@ -1,5 +1,7 @@
-//! Closed-loop claim storms: `concurrency` workers, each sending its next claim as soon as the
-//! previous one answered, over a set of zones, for a fixed time.
+//! Claim storms over a set of zones for a fixed time: closed loop (`concurrency` workers, each
+//! sending its next claim as soon as the previous one answered) or open loop (claims sent on a
+//! fixed schedule at `rate` per second; latency counts from the scheduled time, so a stall
+//! shows up in the figures instead of silently lowering the load).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -30,12 +32,22 @@ impl ClaimRun {
     }
 }
 
-pub async fn closed_loop(
+struct Worker {
+    latency: Histogram<u64>,
+    statuses: BTreeMap<u16, u64>,
+    opened: Vec<u64>,
+    duplicates: u64,
+    errors: u64,
+}
+
+/// `rate`: claims per second for an open loop; None for a closed loop.
+pub async fn run(
     api: &Api,
     zones: &[String],
     players: usize,
     concurrency: usize,
     duration: Duration,
+    rate: Option<f64>,
 ) -> ClaimRun {
     let seen: Arc<Mutex<HashSet<(usize, i64)>>> = Arc::new(Mutex::new(HashSet::new()));
     let started = Instant::now();
@@ -44,35 +56,48 @@ pub async fn closed_loop(
     for w in 0..concurrency {
         let (api, zones, seen) = (api.clone(), zones.to_vec(), Arc::clone(&seen));
         workers.push(tokio::spawn(async move {
-            let mut latency = stats::histogram();
-            let mut statuses = BTreeMap::new();
-            let mut opened = vec![0u64; zones.len()];
-            let (mut duplicates, mut errors) = (0, 0);
+            let mut out = Worker {
+                latency: stats::histogram(),
+                statuses: BTreeMap::new(),
+                opened: vec![0u64; zones.len()],
+                duplicates: 0,
+                errors: 0,
+            };
             let mut i = w;
-            while Instant::now() < deadline {
+            loop {
+                let t = match rate {
+                    Some(rate) => {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
+                if t >= deadline {
+                    break;
+                }
                 let z = i % zones.len();
                 let player = format!("lt-player-{}", i % players.max(1));
                 i += concurrency;
-                let t = Instant::now();
                 match api.claim(&zones[z], &player).await {
                     Ok(r) => {
-                        stats::record(&mut latency, t.elapsed());
-                        *statuses.entry(r.status).or_insert(0) += 1;
+                        stats::record(&mut out.latency, t.elapsed());
+                        *out.statuses.entry(r.status).or_insert(0) += 1;
                         if let (201, Some(chest)) = (r.status, r.chest_id) {
-                            opened[z] += 1;
+                            out.opened[z] += 1;
                             let fresh = seen
                                 .lock()
                                 .map(|mut s| s.insert((z, chest)))
                                 .unwrap_or(true);
                             if !fresh {
-                                duplicates += 1;
+                                out.duplicates += 1;
                             }
                         }
                     }
-                    Err(_) => errors += 1,
+                    Err(_) => out.errors += 1,
                 }
             }
-            (latency, statuses, opened, duplicates, errors)
+            out
         }));
     }
     let mut run = ClaimRun {
@@ -84,22 +109,39 @@ pub async fn closed_loop(
         errors: 0,
     };
     for w in workers {
-        let Ok((latency, statuses, opened, duplicates, errors)) = w.await else {
+        let Ok(w) = w.await else {
             run.errors += 1;
             continue;
         };
-        let _ = run.latency.add(&latency);
-        for (s, n) in statuses {
+        let _ = run.latency.add(&w.latency);
+        for (s, n) in w.statuses {
             *run.statuses.entry(s).or_insert(0) += n;
         }
-        for (total, n) in run.opened_per_zone.iter_mut().zip(opened) {
+        for (total, n) in run.opened_per_zone.iter_mut().zip(w.opened) {
             *total += n;
         }
-        run.duplicates += duplicates;
-        run.errors += errors;
+        run.duplicates += w.duplicates;
+        run.errors += w.errors;
     }
     run.elapsed = started.elapsed();
     run
+}
+
+/// One claim in every zone, so every phase measured afterwards runs warm (Trove caches each
+/// zone's draw material on first use).
+pub async fn warm_up(api: &Api, zones: &[String], concurrency: usize) {
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (api, zones) = (api.clone(), zones.to_vec());
+        workers.push(tokio::spawn(async move {
+            for z in zones.iter().skip(w).step_by(concurrency) {
+                let _ = api.claim(z, "lt-warm-up").await;
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
 }
 
 pub fn print(name: &str, run: &ClaimRun) {

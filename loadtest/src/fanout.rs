@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -18,6 +18,8 @@ use crate::claims::{self, ClaimRun};
 use crate::stats;
 
 pub struct Options {
+    /// Open-loop claim rate for the latency phase.
+    pub latency_rate: f64,
     pub subscribers: usize,
     pub zones: usize,
     pub concurrency: usize,
@@ -49,7 +51,8 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
         s.await??;
     }
 
-    let off = claims::closed_loop(api, &zones, o.players, o.concurrency, o.duration).await;
+    claims::warm_up(api, &zones, o.concurrency).await;
+    let off = claims::run(api, &zones, o.players, o.concurrency, o.duration, None).await;
     claims::print("fan-out off", &off);
 
     let rss_before = o.server_pid.and_then(stats::rss_kib);
@@ -70,7 +73,11 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
         let (connecting, ready) = (Arc::clone(&connecting), ready_tx.clone());
         subs.push(tokio::spawn(async move {
             let permit = connecting.acquire().await;
-            let ws = tokio_tungstenite::connect_async(url).await;
+            // Small buffers: ten thousand clients live in this one process.
+            let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+            config.read_buffer_size = 4096;
+            config.write_buffer_size = 0;
+            let ws = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await;
             let mut ws = match ws {
                 Ok((ws, _)) => ws,
                 Err(e) => {
@@ -86,31 +93,25 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
             let mut ready = Some(ready);
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
-                match v["type"].as_str() {
-                    Some("subscribed") => {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(Ok(())).await;
+                let text = text.as_str();
+                // Field lookups, not a full parse: the tool shares the CPU with what it measures.
+                if text.contains(r#""type":"chest_opened""#) {
+                    let now = chrono::Utc::now();
+                    let at = field(text, "opened_at")
+                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+                    if let Some(at) = at {
+                        let d = (now - at.with_timezone(&chrono::Utc))
+                            .to_std()
+                            .unwrap_or_default();
+                        if let Ok(mut h) = latency.lock() {
+                            stats::record(&mut h, d);
                         }
                     }
-                    Some("chest_opened") => {
-                        let now = chrono::Utc::now();
-                        if let Some(at) = v["opened_at"]
-                            .as_str()
-                            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                        {
-                            let d = (now - at.with_timezone(&chrono::Utc))
-                                .to_std()
-                                .unwrap_or_default();
-                            if let Ok(mut h) = latency.lock() {
-                                stats::record(&mut h, d);
-                            }
-                        }
-                        received.fetch_add(1, Ordering::Relaxed);
+                    received.fetch_add(1, Ordering::Relaxed);
+                } else if text.contains(r#""type":"subscribed""#) {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(())).await;
                     }
-                    _ => {}
                 }
                 if stop.load(Ordering::Relaxed) {
                     break;
@@ -144,18 +145,39 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
         h.reset();
     }
 
-    let on = claims::closed_loop(api, &zones, o.players, o.concurrency, o.duration).await;
+    let on = claims::run(api, &zones, o.players, o.concurrency, o.duration, None).await;
     claims::print("fan-out on", &on);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let expected: u64 = expected_events(&on, o.subscribers, zones.len());
-    let got = received.load(Ordering::Relaxed);
-    let h = latency
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_else(|p| p.into_inner().clone());
+    let expected = expected_events(&on, o.subscribers, zones.len());
+    let got = received.swap(0, Ordering::Relaxed);
     println!("events: expected {expected}, received {got}");
-    println!("commit -> receive latency: {}", stats::summary(&h));
+    println!(
+        "commit -> receive latency, machine saturated: {}",
+        stats::summary(&take(&latency))
+    );
+
+    let paced = claims::run(
+        api,
+        &zones,
+        o.players,
+        o.concurrency,
+        o.duration,
+        Some(o.latency_rate),
+    )
+    .await;
+    claims::print(&format!("paced at {}/s", o.latency_rate), &paced);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let expected = expected_events(&paced, o.subscribers, zones.len());
+    println!(
+        "events: expected {expected}, received {}",
+        received.load(Ordering::Relaxed)
+    );
+    println!(
+        "commit -> receive latency at {} claims/s: {}",
+        o.latency_rate,
+        stats::summary(&take(&latency))
+    );
     println!(
         "claim throughput with fan-out / without: {:.0} / {:.0} = {:.2}x (target >= 0.9x)",
         on.per_second(),
@@ -169,6 +191,21 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
         bail!("duplicates detected");
     }
     Ok(())
+}
+
+fn take(h: &Mutex<hdrhistogram::Histogram<u64>>) -> hdrhistogram::Histogram<u64> {
+    let mut guard = h.lock().unwrap_or_else(|p| p.into_inner());
+    let out = guard.clone();
+    guard.reset();
+    out
+}
+
+/// The string value of `"name":"…"` in a flat JSON object.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("\"{name}\":\"");
+    let start = text.find(&key)? + key.len();
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
 }
 
 /// Each zone's successful claims times the subscribers watching it.

@@ -58,6 +58,9 @@ enum Command {
         /// Trove's process id, to report its memory per connection.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Claims per second (open loop) for the latency phase.
+        #[arg(long, default_value_t = 1000.0)]
+        latency_rate: f64,
     },
 }
 
@@ -86,12 +89,13 @@ async fn main() -> Result<()> {
             for z in &names {
                 api.spawn(z, zone_size, &table).await?;
             }
-            let run = claims::closed_loop(
+            let run = claims::run(
                 &api,
                 &names,
                 players,
                 concurrency,
                 Duration::from_secs(seconds),
+                None,
             )
             .await;
             claims::print("claims", &run);
@@ -107,9 +111,11 @@ async fn main() -> Result<()> {
             players,
             seconds,
             server_pid,
+            latency_rate,
         } => {
             let api = api::Api::new(&cli.url, &token, concurrency)?;
             let opts = fanout::Options {
+                latency_rate,
                 subscribers,
                 zones: zones.max(1),
                 concurrency,

@@ -57,9 +57,19 @@ async fn tail(
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let horizon = sqlx::query_file_scalar!("sql/tail_horizon.sql")
-            .fetch_one(&mut conn)
-            .await?;
+        let from = cursor.unwrap_or_default();
+        let rows = sqlx::query_file!(
+            "sql/tail_events.sql",
+            from.xid,
+            from.zone_id,
+            from.chest_id,
+            BATCH
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        let Some(horizon) = rows.first().map(|r| r.horizon) else {
+            return Err(sqlx::Error::RowNotFound);
+        };
         let from = match *cursor {
             Some(c) => c,
             None => {
@@ -70,44 +80,39 @@ async fn tail(
                 if let Some(tx) = started.take() {
                     let _ = tx.send(());
                 }
-                c
+                continue;
             }
         };
-        let rows = sqlx::query_file!(
-            "sql/tail_events.sql",
-            from.xid,
-            from.zone_id,
-            from.chest_id,
-            horizon,
-            BATCH
-        )
-        .fetch_all(&mut conn)
-        .await?;
         let full = rows.len() as i64 == BATCH;
         let mut events = Vec::with_capacity(rows.len());
         for r in rows {
-            let key = Cursor {
-                xid: r.xid,
-                zone_id: r.zone_id,
-                chest_id: r.chest_id,
+            let (Some(kind), Some(xid), Some(zone_id), Some(zone), Some(chest_id), Some(at)) =
+                (r.kind, r.xid, r.zone_id, r.zone, r.chest_id, r.at)
+            else {
+                continue; // the no-event row
             };
-            let kind = match (r.kind.as_str(), r.claim_id, r.count) {
+            let key = Cursor {
+                xid,
+                zone_id,
+                chest_id,
+            };
+            let kind = match (kind.as_str(), r.claim_id, r.count) {
                 ("spawn", _, Some(count)) => EventKind::Spawned {
                     count,
-                    total: r.chest_id + count - 1,
+                    total: chest_id + count - 1,
                 },
                 (_, Some(claim_id), _) => EventKind::Opened {
-                    chest_id: r.chest_id,
+                    chest_id,
                     player: r.player.unwrap_or_default(),
                     rarity: r.loot.as_ref().and_then(best_rarity),
-                    opened_at: r.at,
+                    opened_at: at,
                     claim_id,
                 },
                 _ => continue,
             };
             events.push(Event {
                 cursor: key,
-                zone: r.zone.into(),
+                zone: zone.into(),
                 kind,
             });
         }

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
@@ -69,11 +70,12 @@ impl Event {
     }
 }
 
-/// A message queued for one connection.
+/// A message queued for one connection. The text is reference-counted: one serialisation per
+/// event, shared by every subscriber's frame.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub zone: Arc<str>,
-    pub json: Arc<str>,
+    pub json: Utf8Bytes,
 }
 
 /// Where the hub queues a connection's events, and how it tells the connection it lagged.
@@ -180,7 +182,7 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                     let Some(subs) = by_zone.get(&event.zone) else {
                         continue;
                     };
-                    let json: Arc<str> = event.to_json(&Position(cursors.clone())).into();
+                    let json = Utf8Bytes::from(event.to_json(&Position(cursors.clone())));
                     for id in subs {
                         let Some(conn) = conns.get_mut(id) else {
                             continue;
@@ -190,7 +192,7 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                         }
                         let out = Outgoing {
                             zone: Arc::clone(&event.zone),
-                            json: Arc::clone(&json),
+                            json: json.clone(),
                         };
                         if let Err(mpsc::error::TrySendError::Full(_)) =
                             conn.outbox.tx.try_send(out)

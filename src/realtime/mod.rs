@@ -89,6 +89,9 @@ impl Position {
     }
 }
 
+/// Connections per shard for realtime reads.
+const REALTIME_POOL_SIZE: u32 = 4;
+
 /// WebSocket limits, from the configuration.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -115,6 +118,10 @@ impl Realtime {
     /// Starts the hub and one follower per shard; waits briefly for each reachable shard's
     /// starting position so the first subscribers get complete positions.
     pub async fn start(shards: ShardSet, config: &Config, shutdown: watch::Receiver<bool>) -> Self {
+        // Own small pools for snapshots and replays (the tail has its own connections).
+        let shards = shards
+            .with_pool_size(config, REALTIME_POOL_SIZE)
+            .unwrap_or(shards);
         let hub = Hub::start(shards.len());
         let poll = Duration::from_millis(config.tail_poll_ms.max(1));
         let mut started = Vec::new();

@@ -291,7 +291,7 @@ impl Connection {
         while let Some(out) = next {
             // Events for a zone unsubscribed a moment ago may still sit in the queue.
             if self.zones.contains(&out.zone) {
-                let text = Utf8Bytes::from(&*out.json);
+                let text = out.json;
                 match timeout(
                     self.rt.limits.write_timeout,
                     socket.feed(Message::Text(text)),
