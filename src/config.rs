@@ -124,6 +124,81 @@ pub struct Config {
     )]
     pub replay_window: i64,
 
+    /// Redis for leaderboards and rate limits, e.g. redis://127.0.0.1:6379. Unset: both off.
+    #[arg(long, env = "TROVE_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(
+        long,
+        env = "TROVE_REDIS_PREFIX",
+        default_value = "trove",
+        global = true
+    )]
+    pub redis_prefix: String,
+
+    /// Redis calls slower than this count as failures (rate limits then fail open or closed).
+    #[arg(
+        long,
+        env = "TROVE_REDIS_TIMEOUT_MS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub redis_timeout_ms: u64,
+
+    /// Refuse requests (503) instead of letting them through when Redis cannot be asked.
+    #[arg(
+        long,
+        env = "TROVE_RATE_LIMIT_FAIL_CLOSED",
+        default_value_t = false,
+        global = true
+    )]
+    pub rate_limit_fail_closed: bool,
+
+    /// Per-player claim limit, `RATE/BURST` (tokens per second / bucket size).
+    #[arg(
+        long,
+        env = "TROVE_RATE_CLAIMS",
+        default_value = "10/20",
+        global = true
+    )]
+    pub rate_claims: crate::ratelimit::RateSpec,
+
+    /// Per-player limit on other API requests.
+    #[arg(
+        long,
+        env = "TROVE_RATE_READS",
+        default_value = "50/100",
+        global = true
+    )]
+    pub rate_reads: crate::ratelimit::RateSpec,
+
+    /// Per-player limit on WebSocket connects.
+    #[arg(long, env = "TROVE_RATE_WS", default_value = "2/10", global = true)]
+    pub rate_ws: crate::ratelimit::RateSpec,
+
+    /// Per-client-IP limit on requests without a valid token.
+    #[arg(long, env = "TROVE_RATE_ANON", default_value = "20/40", global = true)]
+    pub rate_anon: crate::ratelimit::RateSpec,
+
+    /// Leaderboard `loot_value` points per item of each rarity.
+    #[arg(
+        long,
+        env = "TROVE_RARITY_SCORES",
+        default_value = "common=1,uncommon=3,rare=10,epic=40,legendary=200",
+        global = true
+    )]
+    pub rarity_scores: crate::leaderboards::RarityScores,
+
+    /// How often each instance moves the leaderboards along the ledger, in ms.
+    #[arg(
+        long,
+        env = "TROVE_LEADERBOARD_POLL_MS",
+        default_value_t = 200,
+        global = true
+    )]
+    pub leaderboard_poll_ms: u64,
+
     /// Where the local stack keeps its PostgreSQL clusters and secret. Default:
     /// $XDG_DATA_HOME/trove (or ~/.local/share/trove); /var/lib/trove when run as root.
     #[arg(long, env = "TROVE_DATA_DIR", global = true)]
@@ -162,6 +237,28 @@ impl Config {
             tcp_send_buffer: 65536,
             tail_poll_ms: 10,
             replay_window: 200_000,
+            redis_url: None,
+            redis_prefix: "trove".into(),
+            redis_timeout_ms: 100,
+            rate_limit_fail_closed: false,
+            rate_claims: crate::ratelimit::RateSpec {
+                rate: 10.0,
+                burst: 20.0,
+            },
+            rate_reads: crate::ratelimit::RateSpec {
+                rate: 50.0,
+                burst: 100.0,
+            },
+            rate_ws: crate::ratelimit::RateSpec {
+                rate: 2.0,
+                burst: 10.0,
+            },
+            rate_anon: crate::ratelimit::RateSpec {
+                rate: 20.0,
+                burst: 40.0,
+            },
+            rarity_scores: crate::leaderboards::RarityScores::default(),
+            leaderboard_poll_ms: 200,
             data_dir: None,
         }
     }

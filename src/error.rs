@@ -20,6 +20,8 @@ pub enum Error {
     LootTableNotFound(String),
     #[error("chest {chest_id} does not exist in zone {zone:?}")]
     ChestNotFound { zone: String, chest_id: i64 },
+    #[error("{0:?} has no entry on this board")]
+    PlayerNotRanked(String),
     #[error("no unopened chest is left in zone {0:?}")]
     ZoneExhausted(String),
     #[error("chest {chest_id} in zone {zone:?} was already opened")]
@@ -31,6 +33,12 @@ pub enum Error {
     /// The zone's shard cannot be reached; other shards keep working.
     #[error("shard {shard} is unavailable")]
     ShardUnavailable { shard: usize, retry_after: Duration },
+    /// Over a rate limit; retry after this many seconds.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency that may be lost (Redis) cannot serve this request.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
@@ -60,11 +68,14 @@ impl Error {
             Error::ZoneNotFound(_) => "zone_not_found",
             Error::LootTableNotFound(_) => "loot_table_not_found",
             Error::ChestNotFound { .. } => "chest_not_found",
+            Error::PlayerNotRanked(_) => "player_not_ranked",
             Error::ZoneExhausted(_) => "zone_exhausted",
             Error::ChestAlreadyOpened { .. } => "chest_already_opened",
             Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Error::Conflict(_) => "conflict",
             Error::ShardUnavailable { .. } => "shard_unavailable",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable { code, .. } => code,
             Error::Database(_) | Error::Internal(_) => "internal_error",
         }
     }

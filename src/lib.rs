@@ -11,6 +11,8 @@
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
 //! - [`auth`]: HS256 bearer tokens and roles.
 //! - [`realtime`]: WebSocket fan-out of chest changes, tailing each shard's ledger.
+//! - [`leaderboards`], [`ratelimit`], [`redis_client`]: Redis for what may be lost (boards,
+//!   limits), rebuilt from the ledger; Trove keeps working without it.
 //! - [`api`]: the axum HTTP API.
 //! - [`local`]: the zero-setup local stack (private PostgreSQL clusters, demo world).
 //! - [`config`]: `TROVE_*` settings shared by every subcommand.
@@ -22,9 +24,12 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fairness;
+pub mod leaderboards;
 pub mod local;
 pub mod loot;
+pub mod ratelimit;
 pub mod realtime;
+pub mod redis_client;
 pub mod shards;
 pub mod verify;
 pub mod zones;

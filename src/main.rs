@@ -43,6 +43,17 @@ enum Command {
     },
     /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
     Verify { zone: String },
+    /// Leaderboard maintenance (needs TROVE_REDIS_URL).
+    Leaderboards {
+        #[command(subcommand)]
+        action: BoardAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BoardAction {
+    /// Recompute every board from the ledgers of all shards and swap them in atomically.
+    Rebuild,
 }
 
 #[tokio::main]
@@ -146,6 +157,24 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
                     report.mismatches.len()
                 );
             }
+            Ok(())
+        }
+        Command::Leaderboards {
+            action: BoardAction::Rebuild,
+        } => {
+            let redis = trove::redis_client::Redis::from_config(config)?
+                .context("TROVE_REDIS_URL is required for leaderboards")?;
+            let boards = trove::leaderboards::Leaderboards::new(
+                redis,
+                ShardSet::new(config)?,
+                config.rarity_scores.clone(),
+                std::time::Duration::from_millis(config.leaderboard_poll_ms),
+            );
+            let report = boards.rebuild().await?;
+            println!(
+                "rebuilt leaderboards from {} shard(s): {} (zone, player) rows over {} zones",
+                report.shards, report.rows, report.zones
+            );
             Ok(())
         }
         Command::Serve => serve(config, keys()?, local).await,

@@ -42,14 +42,18 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::ZoneNotFound(_) | Error::LootTableNotFound(_) | Error::ChestNotFound { .. } => {
-            StatusCode::NOT_FOUND
-        }
+        Error::ZoneNotFound(_)
+        | Error::LootTableNotFound(_)
+        | Error::ChestNotFound { .. }
+        | Error::PlayerNotRanked(_) => StatusCode::NOT_FOUND,
         Error::ZoneExhausted(_) | Error::ChestAlreadyOpened { .. } | Error::Conflict(_) => {
             StatusCode::CONFLICT
         }
         Error::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::ShardUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::ShardUnavailable { .. } | Error::Unavailable { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -70,14 +74,17 @@ impl IntoResponse for ApiError {
             } => error_body(status, code, &message),
             ApiError::Engine(e) => {
                 let status = status_of(&e);
-                let message =
-                    if status.is_server_error() && !matches!(e, Error::ShardUnavailable { .. }) {
-                        // Internal details go to the log, never to the client.
-                        tracing::error!(error = %e, "request failed");
-                        "internal error; it has been logged".to_owned()
-                    } else {
-                        e.to_string()
-                    };
+                let expected = matches!(
+                    e,
+                    Error::ShardUnavailable { .. } | Error::Unavailable { .. }
+                );
+                let message = if status.is_server_error() && !expected {
+                    // Internal details go to the log, never to the client.
+                    tracing::error!(error = %e, "request failed");
+                    "internal error; it has been logged".to_owned()
+                } else {
+                    e.to_string()
+                };
                 let mut resp = error_body(status, e.code(), &message);
                 match &e {
                     Error::ShardUnavailable { retry_after, .. } => {
@@ -85,6 +92,16 @@ impl IntoResponse for ApiError {
                         if let Ok(v) = HeaderValue::from_str(&secs) {
                             resp.headers_mut().insert(header::RETRY_AFTER, v);
                         }
+                    }
+                    Error::RateLimited { retry_after_secs } => {
+                        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(&1).to_string())
+                        {
+                            resp.headers_mut().insert(header::RETRY_AFTER, v);
+                        }
+                    }
+                    Error::Unavailable { .. } => {
+                        resp.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                     }
                     Error::Unauthorized { .. } => {
                         resp.headers_mut()

@@ -5,6 +5,7 @@
 mod claims;
 pub mod error;
 mod extract;
+mod leaderboards;
 mod loot_tables;
 mod players;
 mod zones;
@@ -23,7 +24,10 @@ use tower_http::timeout::TimeoutLayer;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::leaderboards::Leaderboards;
+use crate::ratelimit::RateLimiter;
 use crate::realtime::Realtime;
+use crate::redis_client::Redis;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -31,6 +35,9 @@ pub struct AppState {
     pub engine: Engine,
     pub keys: JwtKeys,
     pub realtime: Realtime,
+    pub limiter: RateLimiter,
+    /// None without Redis: leaderboard reads answer 503.
+    pub leaderboards: Option<Leaderboards>,
 }
 
 /// The whole router with its layers.
@@ -42,6 +49,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(zones::router())
         .merge(claims::router())
         .merge(players::router())
+        .merge(leaderboards::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::middleware,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::map_response(error::json_errors))
@@ -75,11 +87,27 @@ impl Application {
     pub async fn bind(config: &Config, engine: Engine, keys: JwtKeys) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         let (shutdown, watch) = tokio::sync::watch::channel(false);
+        let redis = Redis::from_config(config).map_err(std::io::Error::other)?;
+        let leaderboards = redis.clone().map(|r| {
+            let boards = Leaderboards::new(
+                r,
+                engine.shards.clone(),
+                config.rarity_scores.clone(),
+                Duration::from_millis(config.leaderboard_poll_ms.max(10)),
+            );
+            boards.start(watch.clone());
+            boards
+        });
+        if redis.is_none() {
+            tracing::info!("TROVE_REDIS_URL is unset: leaderboards and rate limits are off");
+        }
         let realtime = Realtime::start(engine.shards.clone(), config, watch).await;
         let state = AppState {
             engine,
             keys,
             realtime: realtime.clone(),
+            limiter: RateLimiter::new(config, redis),
+            leaderboards,
         };
         Ok(Application {
             listener,
@@ -114,7 +142,10 @@ impl Application {
                 set_send_buffer(tcp, send_buffer);
             }
         });
-        let result = axum::serve(listener, self.router)
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 // Tells every WebSocket to close with 1001 and the followers to stop.

@@ -7,4 +7,5 @@ mod bad_input;
 mod claims;
 mod fairness;
 mod realtime;
+mod redis;
 mod shards;

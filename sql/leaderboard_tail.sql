@@ -1,0 +1,20 @@
+-- The next ledger rows for the leaderboards: after the boards' position ($1, $2, $3) and below
+-- the horizon (read from this statement's own snapshot), synthetic (probe) zones left out.
+-- Always at least one row, carrying the horizon; $4 is the batch size.
+WITH h AS (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+)
+SELECT h.horizon AS "horizon!", e.xid AS "xid?", e.zone_id AS "zone_id?",
+       e.chest_id AS "chest_id?", e.zone AS "zone?", e.player AS "player?", e.loot AS "loot?",
+       e.opened_at AS "opened_at?"
+FROM h
+LEFT JOIN LATERAL (
+    SELECT c.xid, c.zone_id, c.chest_id, z.name AS zone, c.player, c.loot, c.opened_at
+    FROM claims c
+    JOIN zones z ON z.id = c.zone_id
+    WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < h.horizon
+      AND NOT z.synthetic
+    ORDER BY c.xid, c.zone_id, c.chest_id
+    LIMIT $4
+) AS e ON true
+ORDER BY e.xid, e.zone_id, e.chest_id

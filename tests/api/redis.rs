@@ -1,0 +1,385 @@
+//! Redis holds only what may be lost: rate limits and leaderboards. Claims never depend on it,
+//! and the boards always come back equal to the Postgres ledger.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use trove::config::Config;
+use trove::leaderboards::RarityScores;
+
+use crate::helpers::{spawn_app, spawn_app_with, zone_on, RedisServer, TestApp, SECRET};
+
+fn config(shards: &[String], redis: &RedisServer) -> Config {
+    let mut c = Config::for_shards(shards.to_vec(), SECRET);
+    c.redis_url = Some(redis.url());
+    c.redis_prefix = format!("t{}", redis.port);
+    c.leaderboard_poll_ms = 50;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_is_429_with_retry_after_and_instances_share_one_bucket() {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let mut c = config(&base.shard_urls, &redis);
+    c.rate_claims = "2/3".parse().expect("spec");
+    c.rate_anon = "1/2".parse().expect("spec");
+    let a = spawn_app_with(c.clone()).await;
+    let b = spawn_app_with(c).await;
+    a.starter().await;
+    let zone = zone_on(0, "limited");
+    a.spawn_zone(&zone, 100, "starter").await;
+    let t = a.token("eager");
+    for _ in 0..3 {
+        assert_eq!(a.claim(&zone, &t, None).await.status, StatusCode::CREATED);
+    }
+    // The burst of 3 is spent on instance A; instance B shares the bucket.
+    let limited = b.claim(&zone, &t, None).await;
+    assert_eq!(
+        (limited.status, limited.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    assert_eq!(
+        retry, 1,
+        "one token refills in 0.5 s: Retry-After rounds up to 1"
+    );
+    assert_eq!(
+        a.ledger_count(&zone).await,
+        3,
+        "a limited claim opens nothing"
+    );
+    // Another player has a bucket of its own.
+    assert_eq!(
+        b.claim(&zone, &a.token("patient"), None).await.status,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(b.claim(&zone, &t, None).await.status, StatusCode::CREATED);
+    // Admins (trusted back ends) are not limited.
+    for _ in 0..10 {
+        assert_eq!(
+            a.spawn_zone(&zone, 1, "starter").await.status,
+            StatusCode::CREATED
+        );
+    }
+    // No token: limited per client IP.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            a.call(Method::GET, &format!("/v1/zones/{zone}"), None, None, &[])
+                .await
+                .status,
+        );
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_claims_keep_working_and_boards_answer_503() {
+    let base = spawn_app().await;
+    let mut redis = RedisServer::start().await;
+    let app = spawn_app_with(config(&base.shard_urls, &redis)).await;
+    app.starter().await;
+    let zone = zone_on(1, "outage");
+    app.spawn_zone(&zone, 200, "starter").await;
+    let t = app.token("stoic");
+    assert_eq!(app.claim(&zone, &t, None).await.status, StatusCode::CREATED);
+    redis.stop();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let r = app.claim(&zone, &t, None).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(r.status, StatusCode::CREATED, "fail open: {:?}", r.body);
+    }
+    assert!(
+        slowest < Duration::from_millis(300),
+        "claims must not wait on Redis: {slowest:?}"
+    );
+    let board = app
+        .call(Method::GET, "/v1/leaderboards/chests", Some(&t), None, &[])
+        .await;
+    assert_eq!(
+        (board.status, board.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "leaderboard_unavailable")
+    );
+    let mine = app
+        .call(
+            Method::GET,
+            "/v1/leaderboards/chests/players/stoic",
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Fail closed: claims are refused while the limiter cannot be asked.
+    let mut closed = config(&base.shard_urls, &redis);
+    closed.rate_limit_fail_closed = true;
+    let strict = spawn_app_with(closed).await;
+    let r = strict.claim(&zone, &t, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "rate_limiter_unavailable")
+    );
+
+    // No Redis configured at all: boards are 503 too, claims fine.
+    let plain = spawn_app().await;
+    let board = plain
+        .call(
+            Method::GET,
+            "/v1/leaderboards/loot_value",
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(board.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// Expected boards computed from the ledgers: board -> scope -> player -> score.
+async fn ledger_boards(app: &TestApp) -> BTreeMap<(String, String), BTreeMap<String, f64>> {
+    let scores = RarityScores::default();
+    let mut out: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
+    for shard in 0..app.shard_urls.len() {
+        let mut db = app.shard_db(shard).await;
+        let rows: Vec<(String, String, Value)> = sqlx::query_as(
+            "SELECT z.name, c.player, c.loot FROM claims c JOIN zones z ON z.id = c.zone_id WHERE NOT z.synthetic",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("ledger");
+        for (zone, player, loot) in rows {
+            for (board, v) in [("chests", 1.0), ("loot_value", scores.value(&loot))] {
+                for scope in ["global".to_owned(), zone.clone()] {
+                    *out.entry((board.into(), scope))
+                        .or_default()
+                        .entry(player.clone())
+                        .or_default() += v;
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn served_boards(
+    app: &TestApp,
+    scopes: &[String],
+) -> BTreeMap<(String, String), BTreeMap<String, f64>> {
+    let t = app.admin();
+    let mut out = BTreeMap::new();
+    for board in ["chests", "loot_value"] {
+        for scope in scopes {
+            let q = if scope == "global" {
+                String::new()
+            } else {
+                format!("&zone={scope}")
+            };
+            let r = app
+                .call(
+                    Method::GET,
+                    &format!("/v1/leaderboards/{board}?limit=1000{q}"),
+                    Some(&t),
+                    None,
+                    &[],
+                )
+                .await;
+            if r.status != StatusCode::OK {
+                continue;
+            }
+            let entries: BTreeMap<String, f64> = r.body["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .map(|e| {
+                    (
+                        e["player"].as_str().expect("p").to_owned(),
+                        e["score"].as_f64().expect("s"),
+                    )
+                })
+                .collect();
+            if !entries.is_empty() {
+                out.insert((board.to_owned(), scope.clone()), entries);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until the served boards equal the ledger (the tail runs every 50 ms).
+async fn boards_match_ledger(app: &TestApp, scopes: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (want, got) = (ledger_boards(app).await, served_boards(app, scopes).await);
+        if want == got {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "boards never matched the ledger:\nwant {want:?}\ngot  {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boards_equal_the_ledger_after_concurrent_claims_and_replays_and_survive_flushall() {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let mut c = config(&base.shard_urls, &redis);
+    c.rate_claims = "1000/1000".parse().expect("spec");
+    let a = Arc::new(spawn_app_with(c.clone()).await);
+    let b = Arc::new(spawn_app_with(c).await); // two instances race to apply the same ledger
+    a.starter().await;
+    let zones = vec![
+        zone_on(0, "podium"),
+        zone_on(1, "podium"),
+        zone_on(0, "arena"),
+    ];
+    for z in &zones {
+        a.spawn_zone(z, 400, "starter").await;
+    }
+    let probe = zone_on(1, "probe-synthetic");
+    let admin = a.admin();
+    let r = a
+        .call(
+            Method::POST,
+            &format!("/v1/zones/{probe}/chests"),
+            Some(&admin),
+            Some(serde_json::json!({"count": 20, "loot_table": "starter", "synthetic": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    // 1,000 claims by 50 players; every fifth is sent twice with the same key (a replay).
+    let mut tasks = Vec::new();
+    for i in 0..1000usize {
+        let app = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        let zone = zones[i % zones.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let t = app.token(&format!("champ-{}", i % 50));
+            let key = format!("claim-{i}");
+            let first = app.claim(&zone, &t, Some(&key)).await.status;
+            if i % 5 == 0 {
+                assert_eq!(
+                    app.claim(&zone, &t, Some(&key)).await.status,
+                    StatusCode::OK
+                );
+            }
+            first
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::CREATED);
+    }
+    for i in 0..10 {
+        a.claim(&probe, &a.token(&format!("bot-{i}")), None).await;
+    }
+    let mut scopes: Vec<String> = zones.clone();
+    scopes.push("global".into());
+    scopes.push(probe.clone());
+    boards_match_ledger(&a, &scopes).await;
+    let total: f64 = served_boards(&a, &["global".to_owned()]).await
+        [&("chests".to_owned(), "global".to_owned())]
+        .values()
+        .sum();
+    assert_eq!(total, 1000.0, "synthetic zones and replays never count");
+
+    // A player's standing, with neighbours.
+    let t = a.token("champ-7");
+    let me = a
+        .call(
+            Method::GET,
+            "/v1/leaderboards/loot_value/players/champ-7",
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert!(me.body["rank"]
+        .as_u64()
+        .is_some_and(|r| (1..=50).contains(&r)));
+    assert!(me.body["neighbours"]
+        .as_array()
+        .expect("n")
+        .iter()
+        .any(|e| e["player"] == "champ-7"));
+    let nobody = a
+        .call(
+            Method::GET,
+            "/v1/leaderboards/chests/players/nobody",
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (nobody.status, nobody.code()),
+        (StatusCode::NOT_FOUND, "player_not_ranked")
+    );
+
+    // Redis comes back empty: the running instances rebuild from the ledger in the background.
+    assert_eq!(redis.cmd(&["FLUSHALL"]).await, "+OK");
+    boards_match_ledger(&a, &scopes).await;
+    // And keep counting exactly afterwards.
+    for i in 0..30 {
+        a.claim(&zones[i % 3], &a.token(&format!("champ-{i}")), None)
+            .await;
+    }
+    boards_match_ledger(&a, &scopes).await;
+
+    // `trove leaderboards rebuild` with nothing running: FLUSHALL, rebuild, equal again.
+    let (a, b) = (
+        Arc::try_unwrap(a).ok().expect("a"),
+        Arc::try_unwrap(b).ok().expect("b"),
+    );
+    let shards = a.shard_urls.clone();
+    let reader = spawn_app_with({
+        let mut c = config(&shards, &redis);
+        c.leaderboard_poll_ms = 3_600_000; // a reader whose tail stays out of the way
+        c
+    })
+    .await;
+    a.shutdown();
+    b.shutdown();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(redis.cmd(&["FLUSHALL"]).await, "+OK");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(["leaderboards", "rebuild"])
+        .env("TROVE_SHARDS", shards.join(","))
+        .env("TROVE_JWT_SECRET", SECRET)
+        .env("TROVE_REDIS_URL", redis.url())
+        .env("TROVE_REDIS_PREFIX", format!("t{}", redis.port))
+        .output()
+        .expect("run rebuild");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    boards_match_ledger(&reader, &scopes).await;
+    let _ = HashMap::<(), ()>::new();
+}
