@@ -5,111 +5,31 @@
 //! Run: `cargo bench --bench claim_latency` (env: BENCH_CLAIMS=4000, BENCH_CONCURRENCY=8).
 //! Each size gets enough zones that at most half its chests are opened during the run.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{ms, HEADER, SECRET};
 use trove::api::Application;
-use trove::auth::{JwtKeys, Role};
+use trove::auth::JwtKeys;
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
 use trove::shards::ShardSet;
 use trove::Engine;
 
-const SECRET: &str = "bench-secret-0123456789abcdef";
 const SIZES: &[i64] = &[1_000, 100_000, 1_000_000];
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-struct Stats {
-    p50: Duration,
-    line: String,
-}
-
-async fn run_claims(
-    base: &str,
-    keys: &JwtKeys,
-    zones: &[String],
-    claims: usize,
-    concurrency: usize,
-    tag: &str,
-) -> Stats {
-    let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..concurrency {
-        let (client, next, base) = (client.clone(), Arc::clone(&next), base.to_owned());
-        let zones = zones.to_vec();
-        let token = keys
-            .issue(&format!("bench-{tag}-{w}"), Role::Player, 3600)
-            .expect("token");
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= claims {
-                    break;
-                }
-                let zone = &zones[i % zones.len()];
-                let t = Instant::now();
-                let resp = client
-                    .post(format!("{base}/v1/zones/{zone}/claims"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("request");
-                assert_eq!(resp.status(), 201, "claim failed");
-                resp.bytes().await.expect("body");
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for w in workers {
-        all.extend(w.await.expect("worker"));
-    }
-    let wall = started.elapsed();
-    all.sort();
-    let p50 = percentile(&all, 0.50);
-    let line = format!(
-        "{:>9} | {:>8.0} | {:>7.2} | {:>7.2} | {:>7.2} | {:>7.2}",
-        tag,
-        all.len() as f64 / wall.as_secs_f64(),
-        ms(p50),
-        ms(percentile(&all, 0.90)),
-        ms(percentile(&all, 0.99)),
-        ms(*all.last().expect("samples")),
-    );
-    Stats { p50, line }
-}
 
 #[tokio::main]
 async fn main() {
-    let claims = env_or("BENCH_CLAIMS", 4000);
-    let concurrency = env_or("BENCH_CONCURRENCY", 8);
-    let dir = std::env::temp_dir().join(format!("trove-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755));
-    // Durable settings: the commit's WAL flush is part of a real claim's latency.
-    let cluster = Cluster::ensure(&dir.join("pg"), 25400, &[]).expect("start PostgreSQL");
-    let result = std::panic::AssertUnwindSafe(bench(&cluster, claims, concurrency));
-    let outcome = futures::FutureExt::catch_unwind(result).await;
+    let claims = common::env_or("BENCH_CLAIMS", 4000);
+    let concurrency = common::env_or("BENCH_CONCURRENCY", 8);
+    let (cluster, dir) = common::postgres("latency", 25400);
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(bench(
+        &cluster,
+        claims,
+        concurrency,
+    )))
+    .await;
     let _ = cluster.stop();
     let _ = std::fs::remove_dir_all(&dir);
     if outcome.is_err() {
@@ -170,21 +90,24 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         claims / 2,
         claims / 10
     );
-    println!(
-        "{:>9} | {:>8} | {:>7} | {:>7} | {:>7} | {:>7}",
-        "zone size", "claims/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
-    );
+    println!("zone size | {HEADER}");
     let mut p50s = std::collections::HashMap::new();
     for (round, warm) in [(0, true), (1, false), (2, false)] {
         for (size, zones) in &zones_by_size {
-            let tag = format!("{size}");
             let n = if warm { claims / 10 } else { claims / 2 };
-            let stats = run_claims(&base, &keys, zones, n, concurrency, &tag).await;
-            if warm {
-                continue;
+            let run = common::claims(
+                &base,
+                &keys,
+                zones,
+                n,
+                concurrency,
+                &format!("{size}-{round}"),
+            )
+            .await;
+            if !warm {
+                println!("{size:>9} | {}  (round {round})", run.row());
+                p50s.entry(*size).or_insert_with(Vec::new).push(run.p50());
             }
-            println!("{}  (round {round})", stats.line);
-            p50s.entry(*size).or_insert_with(Vec::new).push(stats.p50);
         }
     }
     let median = |v: &Vec<Duration>| {
