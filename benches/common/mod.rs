@@ -60,12 +60,14 @@ impl RedisServer {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start redis-server");
+        // Owned at once, so every path (a panic too) kills and reaps it.
+        let server = RedisServer { port, child };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return RedisServer { port, child };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
