@@ -12,13 +12,14 @@ use crate::fairness::Draw;
 use crate::zones::validate_zone_name;
 
 /// One opened chest, exactly as recorded in the ledger (a replay returns the same bytes).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Claim {
     pub claim_id: Uuid,
     pub zone: String,
     pub chest_id: i64,
     pub player: String,
     /// `[{"item","qty","rarity"}]` as drawn.
+    #[schema(value_type = Vec<crate::loot::LootItem>)]
     pub loot: serde_json::Value,
     pub opened_at: DateTime<Utc>,
     /// The seed epoch the draw used; with the revealed seed anyone can replay it.
@@ -100,7 +101,7 @@ impl Engine {
                 claim_id,
                 chest
             )
-            .fetch_one(&shard.pool()?)
+            .fetch_one(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?;
             let recorded = || -> Result<Claim> {
@@ -155,7 +156,7 @@ impl Engine {
                     // table is newer than our cached view. The first is answered by the ledger.
                     if let Some(key) = idempotency_key {
                         let prior = sqlx::query_file!("sql/claim_by_key.sql", info.id, player, key)
-                            .fetch_optional(&shard.pool()?)
+                            .fetch_optional(&mut *shard.acquire().await?)
                             .await
                             .map_err(|e| shard.db_error(e))?;
                         if let Some(p) = prior {
@@ -230,7 +231,7 @@ impl HistoryCursor {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub claims: Vec<Claim>,
     /// Pass as `before` for the next page; null on the last page.
@@ -267,7 +268,7 @@ impl Engine {
             let player = player.to_owned();
             tasks.spawn(async move {
                 sqlx::query_file!("sql/player_history.sql", player, at, id, limit)
-                    .fetch_all(&shard.pool()?)
+                    .fetch_all(&mut *shard.acquire().await?)
                     .await
                     .map_err(|e| shard.db_error(e))
                     .map(|rows| {

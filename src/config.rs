@@ -62,6 +62,40 @@ pub struct Config {
     )]
     pub request_timeout_ms: u64,
 
+    /// Requests one instance serves at once; more get 503 `overloaded` at once instead of
+    /// queueing (WebSocket connections count only while upgrading).
+    #[arg(
+        long,
+        env = "TROVE_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// On SIGTERM/Ctrl-C: how long in-flight requests and WebSockets get to finish, in ms.
+    #[arg(
+        long,
+        env = "TROVE_SHUTDOWN_TIMEOUT_MS",
+        default_value_t = 15000,
+        global = true
+    )]
+    pub shutdown_timeout_ms: u64,
+
+    /// Log format: `human` (default) or `json` (one object per line). Level: RUST_LOG.
+    #[arg(
+        long,
+        env = "TROVE_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Human,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// A second address serving only /metrics, /healthz and /readyz (e.g. 0.0.0.0:9100), so
+    /// they need not be exposed with the API. Unset: they are on the main port only.
+    #[arg(long, env = "TROVE_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Most WebSocket connections one instance accepts (more: 503).
     #[arg(
         long,
@@ -205,7 +239,17 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
 impl Config {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -228,6 +272,10 @@ impl Config {
             db_statement_timeout_ms: 5000,
             body_limit: 65536,
             request_timeout_ms: 10000,
+            max_concurrent_requests: 4096,
+            shutdown_timeout_ms: 15000,
+            log_format: LogFormat::Human,
+            metrics_listen: None,
             ws_max_connections: 20000,
             ws_max_zones: 64,
             ws_queue: 256,

@@ -126,15 +126,16 @@ impl Board {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Entry {
     pub rank: u64,
     pub player: String,
     pub score: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlayerStanding {
+    #[schema(value_type = String)]
     pub board: &'static str,
     pub zone: Option<String>,
     pub player: String,
@@ -262,7 +263,6 @@ impl Leaderboards {
             });
             return Ok(false);
         };
-        let pool = shard.pool()?;
         let rows = sqlx::query_file!(
             "sql/leaderboard_tail.sql",
             from.xid,
@@ -270,7 +270,7 @@ impl Leaderboards {
             from.chest_id,
             BATCH
         )
-        .fetch_all(&pool)
+        .fetch_all(&mut *shard.acquire().await?)
         .await
         .map_err(|e| shard.db_error(e))?;
         let Some(horizon) = rows.first().map(|r| r.horizon) else {

@@ -13,7 +13,8 @@
 //! - [`realtime`]: WebSocket fan-out of chest changes, tailing each shard's ledger.
 //! - [`leaderboards`], [`ratelimit`], [`redis_client`]: Redis for what may be lost (boards,
 //!   limits), rebuilt from the ledger; Trove keeps working without it.
-//! - [`api`]: the axum HTTP API.
+//! - [`api`]: the axum HTTP API, its OpenAPI description, request ids and limits.
+//! - [`metrics`]: Prometheus metrics of one instance (`GET /metrics`).
 //! - [`local`]: the zero-setup local stack (private PostgreSQL clusters, demo world).
 //! - [`config`]: `TROVE_*` settings shared by every subcommand.
 
@@ -27,6 +28,7 @@ pub mod fairness;
 pub mod leaderboards;
 pub mod local;
 pub mod loot;
+pub mod metrics;
 pub mod ratelimit;
 pub mod realtime;
 pub mod redis_client;

@@ -8,7 +8,19 @@ use crate::error::{Error, Result};
 use crate::fairness::below;
 
 /// Item rarity, ordered from least to most rare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Rarity {
     Common,
@@ -19,7 +31,7 @@ pub enum Rarity {
 }
 
 /// One weighted line of a loot table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LootEntry {
     pub item: String,
@@ -31,7 +43,7 @@ pub struct LootEntry {
 }
 
 /// The body of `PUT /v1/loot-tables/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LootTableSpec {
     pub entries: Vec<LootEntry>,
@@ -45,7 +57,7 @@ fn one() -> u8 {
 }
 
 /// What one roll gave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LootItem {
     pub item: String,
     pub qty: u32,
@@ -189,7 +201,7 @@ impl Engine {
         validate_table_name(name)?;
         let shard = self.shards.for_loot_table(name);
         let row = sqlx::query_file!("sql/loot_table_latest.sql", name)
-            .fetch_optional(&shard.pool()?)
+            .fetch_optional(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?
             .ok_or_else(|| Error::LootTableNotFound(name.to_owned()))?;

@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use trove::api::Application;
 use trove::auth::{parse_ttl, JwtKeys, Role};
-use trove::config::Config;
+use trove::config::{Config, LogFormat};
 use trove::local::{seed_demo, LocalStack};
 use trove::shards::ShardSet;
 use trove::Engine;
@@ -58,13 +58,8 @@ enum BoardAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.config.log_format);
     let mut config = cli.config;
     let command = cli.command.unwrap_or(Command::Serve);
 
@@ -211,6 +206,25 @@ async fn serve(config: &Config, keys: JwtKeys, local: Option<&LocalStack>) -> an
     app.serve(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Human-readable lines, or one JSON object per line (`TROVE_LOG_FORMAT=json`) carrying the
+/// request span's fields (request id, route) for log pipelines. Level from `RUST_LOG`. Logs
+/// go to stderr; stdout has only what a person asked for (URLs, tokens, reports).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -124,6 +124,8 @@ pub struct RateLimiter {
     script: Arc<Script>,
     /// Requests let through because Redis could not be asked.
     pub fail_open: Arc<AtomicU64>,
+    /// Requests refused with 503 because Redis could not be asked (fail closed).
+    pub refused_closed: Arc<AtomicU64>,
     /// Requests refused with 429.
     pub limited: Arc<AtomicU64>,
 }
@@ -139,6 +141,7 @@ impl RateLimiter {
             fail_closed: config.rate_limit_fail_closed,
             script: Arc::new(Script::new(BUCKET)),
             fail_open: Arc::new(AtomicU64::new(0)),
+            refused_closed: Arc::new(AtomicU64::new(0)),
             limited: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -178,10 +181,13 @@ impl RateLimiter {
                     retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
                 })
             }
-            Err(e) if self.fail_closed => Err(Error::Unavailable {
-                code: "rate_limiter_unavailable",
-                message: format!("rate limits cannot be checked: {e}"),
-            }),
+            Err(e) if self.fail_closed => {
+                self.refused_closed.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Unavailable {
+                    code: "rate_limiter_unavailable",
+                    message: format!("rate limits cannot be checked: {e}"),
+                })
+            }
             Err(_) => {
                 self.fail_open.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -220,7 +226,15 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     };
     match state.limiter.check(class, &subject).await {
         Ok(()) => next.run(req).await,
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => {
+            if class == Class::Claims && matches!(e, Error::RateLimited { .. }) {
+                // `/v1/zones/{zone}/…`: count the refused claim on its zone's shard.
+                let zone = req.uri().path().split('/').nth(3).unwrap_or_default();
+                let shard = state.engine.shards.for_zone(zone).index;
+                state.metrics.claim("rate_limited", shard, None);
+            }
+            ApiError::from(e).into_response()
+        }
     }
 }
 

@@ -132,6 +132,17 @@ impl Redis {
         Err(RedisError::Unavailable(outcome))
     }
 
+    /// True when Redis answers PING within the timeout (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.call(|mut conn| async move {
+            deadpool_redis::redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+        })
+        .await
+        .is_ok()
+    }
+
     /// Like `call` but without the short timeout, for long batch work (rebuilds).
     pub async fn call_long<T, F, Fut>(&self, op: F) -> Result<T, RedisError>
     where

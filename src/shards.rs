@@ -8,12 +8,14 @@
 //! appended to `TROVE_SHARDS`, never reordered or removed. Loot tables use the same function
 //! on their name to find their home shard, which numbers their versions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Postgres;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::config::Config;
@@ -64,6 +66,17 @@ pub struct Shard {
     pool: RwLock<PgPool>,
     down: AtomicBool,
     probing: AtomicBool,
+    /// Requests waiting for a pooled connection right now (sqlx does not count them).
+    waiting: AtomicUsize,
+}
+
+/// A shard pool's occupancy, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub max: u32,
+    pub open: u32,
+    pub idle: usize,
+    pub waiting: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -94,6 +107,7 @@ impl Shard {
             pool_options,
             down: AtomicBool::new(false),
             probing: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -103,6 +117,25 @@ impl Shard {
             return Err(self.unavailable());
         }
         Ok(self.current_pool())
+    }
+
+    /// A pooled connection, counted as waiting while it is acquired; errors as `db_error`.
+    pub async fn acquire(self: &Arc<Self>) -> Result<PoolConnection<Postgres>> {
+        let pool = self.pool()?;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let conn = pool.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        conn.map_err(|e| self.db_error(e))
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let pool = self.current_pool();
+        PoolStats {
+            max: self.pool_options.size,
+            open: pool.size(),
+            idle: pool.num_idle(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
     }
 
     fn current_pool(&self) -> PgPool {
@@ -303,6 +336,22 @@ impl ShardSet {
     }
 }
 
+/// One shard's part of `/readyz`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ShardReadiness {
+    pub shard: usize,
+    /// `up`, `down` or `not_migrated` (reachable but behind this binary's migrations).
+    pub status: &'static str,
+    pub migration_version: Option<i64>,
+    pub expected_version: i64,
+    pub error: Option<String>,
+}
+
+/// The newest migration this binary carries.
+pub fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// What `trove migrate` and `trove shards` report per shard.
 #[derive(Debug, serde::Serialize)]
 pub struct ShardStatus {
@@ -325,6 +374,47 @@ impl ShardSet {
                 .map_err(|e| Error::Internal(format!("migrating shard {}: {e}", shard.index)))?;
         }
         Ok(self.status().await)
+    }
+
+    /// Whether each shard answers (within `bound`) and carries every migration this binary
+    /// knows. Shards are asked at once; a shard already known to be down is not asked.
+    pub async fn readiness(&self, bound: Duration) -> Vec<ShardReadiness> {
+        let expected = latest_migration();
+        let checks = self.all().iter().map(|shard| async move {
+            let version = if shard.is_up() {
+                let ask = async {
+                    let mut conn = shard.acquire().await?;
+                    sqlx::query_file!("sql/shard_status.sql")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(|e| shard.db_error(e))
+                };
+                match tokio::time::timeout(bound, ask).await {
+                    Ok(Ok(row)) => Ok(row.version.unwrap_or(0)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {bound:?}")),
+                }
+            } else {
+                Err("shard is down".to_owned())
+            };
+            let (status, migration_version, error) = match version {
+                Ok(v) if v >= expected => ("up", Some(v), None),
+                Ok(v) => (
+                    "not_migrated",
+                    Some(v),
+                    Some("run `trove migrate`".to_owned()),
+                ),
+                Err(e) => ("down", None, Some(e)),
+            };
+            ShardReadiness {
+                shard: shard.index,
+                status,
+                migration_version,
+                expected_version: expected,
+                error,
+            }
+        });
+        futures_util::future::join_all(checks).await
     }
 
     /// Reachability, migration version and zone count of every shard.

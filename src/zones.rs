@@ -74,14 +74,14 @@ impl ZoneCache {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SpawnResult {
     pub zone: String,
     pub spawned: i64,
     pub remaining: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EpochView {
     pub epoch: i32,
     pub seed_commitment: String,
@@ -90,7 +90,7 @@ pub struct EpochView {
     pub revealed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ZoneView {
     pub zone: String,
     pub shard: usize,
@@ -107,7 +107,7 @@ pub struct ZoneView {
     pub epochs: Vec<EpochView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevealResult {
     pub zone: String,
     pub epoch: i32,
@@ -117,22 +117,24 @@ pub struct RevealResult {
     pub next_seed_commitment: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChestState {
     Unopened,
     Opened,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChestView {
     pub chest_id: i64,
+    /// `unopened` or `opened`.
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub opened_by: Option<String>,
     pub opened_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChestPage {
     pub chests: Vec<ChestView>,
     /// Pass as `after` for the next page; null on the last page.
@@ -148,9 +150,9 @@ impl Engine {
             }
         }
         let shard = self.shards.for_zone(zone);
-        let pool = shard.pool()?;
+        let mut conn = shard.acquire().await?;
         let row = sqlx::query_file!("sql/zone_load.sql", zone)
-            .fetch_optional(&pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| shard.db_error(e))?;
         let Some(row) = row else {
@@ -158,7 +160,7 @@ impl Engine {
             return Err(Error::ZoneNotFound(zone.to_owned()));
         };
         let tables = sqlx::query_file!("sql/zone_loot_tables.sql", row.id)
-            .fetch_all(&pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(|e| shard.db_error(e))?
             .into_iter()
@@ -286,7 +288,7 @@ impl Engine {
     async fn zone_counts(&self, zone: &str) -> Result<(i32, i64, i64)> {
         let shard = self.shards.for_zone(zone);
         let row = sqlx::query_file!("sql/zone_stats.sql", zone)
-            .fetch_optional(&shard.pool()?)
+            .fetch_optional(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?
             .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
@@ -297,14 +299,14 @@ impl Engine {
     pub async fn zone(&self, zone: &str) -> Result<ZoneView> {
         validate_zone_name(zone)?;
         let shard = self.shards.for_zone(zone);
-        let pool = shard.pool()?;
+        let mut conn = shard.acquire().await?;
         let row = sqlx::query_file!("sql/zone_stats.sql", zone)
-            .fetch_optional(&pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| shard.db_error(e))?
             .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
         let epochs = sqlx::query_file!("sql/zone_epochs.sql", row.id)
-            .fetch_all(&pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(|e| shard.db_error(e))?
             .into_iter()
@@ -334,7 +336,7 @@ impl Engine {
         let shard = self.shards.for_zone(zone);
         let next = fairness::new_server_seed()?;
         let row = sqlx::query_file!("sql/zone_reveal.sql", zone, &next[..])
-            .fetch_optional(&shard.pool()?)
+            .fetch_optional(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?
             .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
@@ -368,7 +370,7 @@ impl Engine {
             state != Some(ChestState::Opened),
             state != Some(ChestState::Unopened)
         )
-        .fetch_all(&shard.pool()?)
+        .fetch_all(&mut *shard.acquire().await?)
         .await
         .map_err(|e| shard.db_error(e))?;
         let next = if rows.len() as i64 == limit {

@@ -3,30 +3,52 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use std::time::Instant;
+
+use super::error::{status_of, ApiError};
 use super::extract::{OptionalJson, Path};
+use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
+use crate::claims::{Claim, ClaimOutcome};
+use crate::error::Error;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/zones/{zone}/claims", post(claim_any))
-        .route(
-            "/v1/zones/{zone}/chests/{chest_id}/claim",
-            post(claim_chest),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(claim_any))
+        .routes(routes!(claim_chest))
 }
 
 /// Optional body: admins may claim on behalf of a player; a player may only name itself.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClaimBody {
+    /// Whose claim this is (default: the token's player).
     player: Option<String>,
 }
+
+/// Claim a random unopened chest in a zone. Send `Idempotency-Key` to retry safely: a retry
+/// returns the first answer (200, `Idempotent-Replayed: true`) and never opens a second chest.
+#[utoipa::path(post, path = "/v1/zones/{zone}/claims", tag = "claims",
+    params(
+        ("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone"),
+    ),
+    request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 201, description = "A chest was opened", body = Claim),
+        (status = 200, description = "Replay of an earlier claim with the same Idempotency-Key", body = Claim,
+         headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 403, description = "A player claiming as another player", body = ErrorBody),
+        (status = 404, description = "`zone_not_found`", body = ErrorBody),
+        (status = 409, description = "`zone_exhausted`: no unopened chest is left", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused` for a different request", body = ErrorBody),
+    ))]
 
 async fn claim_any(
     State(state): State<AppState>,
@@ -38,6 +60,23 @@ async fn claim_any(
     claim(state, caller, headers, zone, None, body).await
 }
 
+/// Claim one given chest.
+#[utoipa::path(post, path = "/v1/zones/{zone}/chests/{chest_id}/claim", tag = "claims",
+    params(
+        ("zone" = String, Path, description = "Zone name"),
+        ("chest_id" = i64, Path, description = "Chest id (1-based)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone"),
+    ),
+    request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 201, description = "The chest was opened", body = Claim),
+        (status = 200, description = "Replay of an earlier claim with the same Idempotency-Key", body = Claim,
+         headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 403, description = "A player claiming as another player", body = ErrorBody),
+        (status = 404, description = "`zone_not_found` or `chest_not_found`", body = ErrorBody),
+        (status = 409, description = "`chest_already_opened`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused` for a different chest", body = ErrorBody),
+    ))]
 async fn claim_chest(
     State(state): State<AppState>,
     caller: Caller,
@@ -60,17 +99,23 @@ async fn claim(
     body: ClaimBody,
 ) -> Result<Response, ApiError> {
     let player = body.player.unwrap_or_else(|| caller.player.clone());
-    caller.require_self_or_admin(&player)?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be printable ASCII",
-            )
-        })?),
-        None => None,
+    let shard = state.engine.shards.for_zone(&zone).index;
+    let started = Instant::now();
+    let result = open(&state, &caller, &headers, &zone, &player, chest).await;
+    let (outcome, answered) = match &result {
+        Ok(o) if o.replayed => ("replayed", true),
+        Ok(_) => ("opened", true),
+        Err(Error::ZoneExhausted(_)) => ("zone_exhausted", true),
+        Err(Error::ChestAlreadyOpened { .. }) => ("chest_already_opened", true),
+        Err(Error::ZoneNotFound(_) | Error::ChestNotFound { .. }) => ("not_found", true),
+        Err(Error::ShardUnavailable { .. }) => ("shard_unavailable", false),
+        Err(e) if status_of(e).is_client_error() => ("rejected", false),
+        Err(_) => ("error", false),
     };
-    let outcome = state.engine.claim(&zone, &player, chest, key).await?;
+    // Latency only of claims the shard answered: fast refusals would flatter it.
+    let seconds = answered.then(|| started.elapsed().as_secs_f64());
+    state.metrics.claim(outcome, shard, seconds);
+    let outcome = result?;
     let status = if outcome.replayed {
         StatusCode::OK
     } else {
@@ -82,4 +127,25 @@ async fn claim(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+async fn open(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    zone: &str,
+    player: &str,
+    chest: Option<i64>,
+) -> Result<ClaimOutcome, Error> {
+    caller.require_self_or_admin(player)?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            Error::invalid(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be printable ASCII",
+            )
+        })?),
+        None => None,
+    };
+    state.engine.claim(zone, player, chest, key).await
 }

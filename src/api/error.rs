@@ -58,9 +58,14 @@ pub fn status_of(e: &Error) -> StatusCode {
     }
 }
 
-/// The JSON error body.
+/// The JSON error body, with the request's id (also in the log lines of the request).
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": code, "message": message });
+    let id = super::observe::current_request_id();
+    let body = super::openapi::ErrorBody {
+        error: code,
+        message,
+        request_id: id.as_deref(),
+    };
     (status, axum::Json(body)).into_response()
 }
 
@@ -116,8 +121,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Gives every error response the JSON shape, including the ones axum and tower produce
-/// themselves (unknown route, wrong method, timeout, body limit).
-pub async fn json_errors(resp: Response) -> Response {
+/// themselves (unknown route, wrong method, timeout, body limit, caught panic).
+pub fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()

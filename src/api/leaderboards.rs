@@ -1,36 +1,52 @@
 //! Leaderboard reads: the top of a board, and one player's standing.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{Path, Query};
+use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::{valid_player_id, Caller};
 use crate::error::Error;
-use crate::leaderboards::{Board, Leaderboards, PlayerStanding};
+use crate::leaderboards::{Board, Entry, Leaderboards, PlayerStanding};
 use crate::zones::validate_zone_name;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/leaderboards/{board}", get(top))
-        .route("/v1/leaderboards/{board}/players/{player}", get(standing))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(top))
+        .routes(routes!(standing))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct TopQuery {
+    /// A zone's board instead of the global one.
     zone: Option<String>,
+    /// Entries, 1 to 1000 (default 10).
     limit: Option<usize>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StandingQuery {
+    /// A zone's board instead of the global one.
     zone: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BoardPage {
+    #[schema(value_type = String)]
+    board: &'static str,
+    /// Present for a zone's board.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<String>,
+    entries: Vec<Entry>,
 }
 
 const MAX_LIMIT: usize = 1000;
@@ -51,12 +67,19 @@ fn zone(z: &Option<String>) -> Result<Option<&str>, ApiError> {
     Ok(z.as_deref())
 }
 
+/// The top of a board: `chests` (chests opened) or `loot_value` (points by rarity).
+#[utoipa::path(get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
+    params(("board" = String, Path, description = "`chests` or `loot_value`"), TopQuery),
+    responses(
+        (status = 200, description = "The board's top entries", body = BoardPage),
+        (status = 503, description = "`leaderboard_unavailable`: Redis is off or unreachable", body = ErrorBody),
+    ))]
 async fn top(
     State(state): State<AppState>,
     _caller: Caller,
     Path(board): Path<String>,
     Query(q): Query<TopQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<BoardPage>, ApiError> {
     let board = Board::parse(&board)?;
     let limit = q.limit.unwrap_or(10);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -66,13 +89,25 @@ async fn top(
         ));
     }
     let entries = boards(&state)?.top(board, zone(&q.zone)?, limit).await?;
-    let mut body = json!({"board": board.name(), "entries": entries});
-    if let Some(z) = &q.zone {
-        body["zone"] = json!(z);
-    }
-    Ok(axum::Json(body))
+    Ok(axum::Json(BoardPage {
+        board: board.name(),
+        zone: q.zone,
+        entries,
+    }))
 }
 
+/// One player's rank and score on a board, with the few entries around it.
+#[utoipa::path(get, path = "/v1/leaderboards/{board}/players/{player}", tag = "leaderboards",
+    params(
+        ("board" = String, Path, description = "`chests` or `loot_value`"),
+        ("player" = String, Path, description = "Player id"),
+        StandingQuery,
+    ),
+    responses(
+        (status = 200, description = "The player's standing", body = PlayerStanding),
+        (status = 404, description = "`player_not_ranked`", body = ErrorBody),
+        (status = 503, description = "`leaderboard_unavailable`", body = ErrorBody),
+    ))]
 async fn standing(
     State(state): State<AppState>,
     _caller: Caller,

@@ -1,41 +1,74 @@
 //! `PUT /v1/loot-tables/{name}` (admin) and `GET /v1/loot-tables/{name}`.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
+use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
-use crate::loot::LootTableSpec;
+use crate::loot::{LootEntry, LootTableSpec};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/loot-tables/{name}", get(latest).put(put))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(latest, put))
 }
 
+#[derive(Serialize, ToSchema)]
+struct TableVersion {
+    name: String,
+    /// Versions are immutable: changed content makes a new one; chests keep theirs.
+    version: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TableView {
+    name: String,
+    version: i32,
+    rolls: u8,
+    entries: Vec<LootEntry>,
+}
+
+/// Store a loot table. Changed content makes a new immutable version; chests already
+/// spawned keep the version they were spawned with. Admin only.
+#[utoipa::path(put, path = "/v1/loot-tables/{name}", tag = "loot tables",
+    params(("name" = String, Path, description = "Table name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`")),
+    request_body = LootTableSpec,
+    responses(
+        (status = 200, description = "The table's current version", body = TableVersion),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ))]
 async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(spec): Json<LootTableSpec>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TableVersion>, ApiError> {
     caller.require_admin()?;
     let version = state.engine.put_loot_table(&name, &spec).await?;
-    Ok(axum::Json(json!({ "name": name, "version": version })))
+    Ok(axum::Json(TableVersion { name, version }))
 }
 
+/// The latest version of a loot table.
+#[utoipa::path(get, path = "/v1/loot-tables/{name}", tag = "loot tables",
+    params(("name" = String, Path, description = "Table name")),
+    responses(
+        (status = 200, description = "The latest version", body = TableView),
+        (status = 404, description = "`loot_table_not_found`", body = ErrorBody),
+    ))]
 async fn latest(
     State(state): State<AppState>,
     _caller: Caller,
     Path(name): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TableView>, ApiError> {
     let t = state.engine.latest_loot_table(&name).await?;
-    Ok(axum::Json(json!({
-        "name": t.name,
-        "version": t.version,
-        "rolls": t.spec.rolls,
-        "entries": t.spec.entries,
-    })))
+    Ok(axum::Json(TableView {
+        name: t.name,
+        version: t.version,
+        rolls: t.spec.rolls,
+        entries: t.spec.entries,
+    }))
 }

@@ -7,27 +7,35 @@ pub mod error;
 mod extract;
 mod leaderboards;
 mod loot_tables;
+pub mod observe;
+mod ops;
 mod players;
 mod zones;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::leaderboards::Leaderboards;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::Realtime;
 use crate::redis_client::Redis;
+
+pub mod openapi;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -38,54 +46,104 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// None without Redis: leaderboard reads answer 503.
     pub leaderboards: Option<Leaderboards>,
+    /// None without Redis; `/readyz` reports it.
+    pub redis: Option<Redis>,
+    pub metrics: Metrics,
 }
 
-/// The whole router with its layers.
-pub fn router(state: AppState, config: &Config) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/ws", get(crate::realtime::ws::upgrade))
+/// The `/v1` routes, the operations routes, and the OpenAPI description of both, built
+/// from the same annotated handlers so the description cannot drift from the routes.
+fn routes() -> (Router<AppState>, Router<AppState>, OpenApi) {
+    let (api, mut doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(loot_tables::router())
         .merge(zones::router())
         .merge(claims::router())
         .merge(players::router())
         .merge(leaderboards::router())
+        .merge(crate::realtime::ws::router())
+        .split_for_parts();
+    let (ops, ops_doc) = ops::router().split_for_parts();
+    doc.merge(ops_doc);
+    openapi::finish(&mut doc);
+    (api, ops, doc)
+}
+
+/// The OpenAPI 3 description of the whole HTTP API (served at `/openapi.json`).
+pub fn openapi() -> OpenApi {
+    routes().2
+}
+
+/// The whole router with its layers. From the outside in: request id, span, metrics and the
+/// JSON error shape (`observe`); panics caught; then, for `/v1` only, the concurrency cap,
+/// the request timeout, the body limit and the rate limits. Operations routes (`/healthz`,
+/// `/readyz`, `/metrics`, `/openapi.json`) skip the caps so an overloaded instance still
+/// answers its probes.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let (api, ops, doc) = routes();
+    let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+    let api = api
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::ratelimit::middleware,
         ))
-        .with_state(state)
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(axum::middleware::map_response(error::json_errors))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             config.request_timeout(),
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            permits,
+            observe::concurrency_limit,
+        ));
+    let doc = Arc::new(doc);
+    let ops = ops.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let doc = Arc::clone(&doc);
+            async move { axum::Json((*doc).clone()) }
+        }),
+    );
+    with_observe(api.merge(ops), state)
+}
+
+/// Only `/metrics`, `/healthz` and `/readyz`, for `TROVE_METRICS_LISTEN`.
+fn ops_router(state: AppState) -> Router {
+    with_observe(routes().1, state)
+}
+
+fn with_observe(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .with_state(state.clone())
         .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics,
+            observe::observe,
+        ))
 }
-
-/// Liveness: the process serves requests. (Readiness of the shards is `trove shards`.)
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// How long shutdown waits for WebSocket connections to close.
-const WS_DRAIN: Duration = Duration::from_secs(5);
 
 /// A bound, not yet serving, HTTP server (with its realtime service already following the
 /// shards).
 pub struct Application {
     listener: TcpListener,
+    /// `TROVE_METRICS_LISTEN`: a second listener serving only the operations routes.
+    ops: Option<(TcpListener, Router)>,
     send_buffer: usize,
     router: Router,
     realtime: Realtime,
+    metrics: Metrics,
     shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
     /// Binds `config.listen` (port 0 picks a free port) and starts the realtime followers.
     pub async fn bind(config: &Config, engine: Engine, keys: JwtKeys) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        let ops_listener = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let redis = Redis::from_config(config).map_err(std::io::Error::other)?;
         let leaderboards = redis.clone().map(|r| {
@@ -101,21 +159,36 @@ impl Application {
         if redis.is_none() {
             tracing::info!("TROVE_REDIS_URL is unset: leaderboards and rate limits are off");
         }
-        let realtime = Realtime::start(engine.shards.clone(), config, watch).await;
+        let realtime = Realtime::start(engine.shards.clone(), config, watch, metrics.clone()).await;
         let state = AppState {
             engine,
             keys,
             realtime: realtime.clone(),
-            limiter: RateLimiter::new(config, redis),
+            limiter: RateLimiter::new(config, redis.clone()),
             leaderboards,
+            redis,
+            metrics: metrics.clone(),
         };
         Ok(Application {
             listener,
+            ops: ops_listener.map(|l| (l, ops_router(state.clone()))),
             send_buffer: config.tcp_send_buffer,
             router: router(state, config),
             realtime,
+            metrics,
             shutdown,
+            shutdown_timeout: config.shutdown_timeout(),
         })
+    }
+
+    /// This instance's metrics (for tests and benchmarks).
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// The address of the `TROVE_METRICS_LISTEN` listener, if there is one.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The realtime service (connection counts, for tests and metrics).
@@ -128,12 +201,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, closes every WebSocket with a
-    /// close frame (1001) and finishes in-flight requests.
+    /// close frame (1001) and lets in-flight requests finish, for at most
+    /// `TROVE_SHUTDOWN_TIMEOUT_MS` in all. A claim is acknowledged only after it committed,
+    /// so one cut off at the bound was never acknowledged (and an idempotent retry is safe).
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let signal = self.shutdown;
+        let mut stopping = signal.subscribe();
         let send_buffer = self.send_buffer;
         let listener = axum::serve::ListenerExt::tap_io(self.listener, move |tcp| {
             // Events are small and latency-bound: no Nagle delay.
@@ -145,14 +221,43 @@ impl Application {
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // Tells every WebSocket to close with 1001 and the followers to stop.
-                let _ = signal.send(true);
-            })
-            .await;
-        self.realtime.drained(WS_DRAIN).await;
+        let main = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            // Tells every WebSocket to close with 1001 and the followers to stop.
+            let _ = signal.send(true);
+        });
+        let ops_part = self.ops;
+        let mut ops_stopping = stopping.clone();
+        let ops = async move {
+            let Some((listener, router)) = ops_part else {
+                return Ok(());
+            };
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = ops_stopping.wait_for(|s| *s).await;
+                })
+                .await
+        };
+        let bound = self.shutdown_timeout;
+        let deadline = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            let at = tokio::time::Instant::now() + bound;
+            tokio::time::sleep_until(at).await;
+            at
+        };
+        tokio::pin!(deadline);
+        let result = tokio::select! {
+            (main, ops) = async { tokio::join!(main, ops) } => main.and(ops),
+            _ = &mut deadline => {
+                tracing::warn!(?bound, "shutdown bound reached with requests still in flight; exiting");
+                return Ok(());
+            }
+        };
+        // Whatever is left of the bound goes to WebSockets finishing their close handshake.
+        tokio::select! {
+            _ = self.realtime.drained(bound) => {}
+            _ = &mut deadline => {}
+        }
         result
     }
 }

@@ -1,29 +1,42 @@
 //! `GET /v1/players/{player}/claims`: a player's history across all shards.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{Path, Query};
+use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
 use crate::claims::{HistoryCursor, HistoryPage};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/players/{player}/claims", get(history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(history))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Page size, 1 to 500 (default 50).
     limit: Option<i64>,
+    /// The previous page's `next` cursor.
     before: Option<String>,
 }
 
 const MAX_PAGE: i64 = 500;
 
+/// A player's claims, newest first, gathered from every shard. Players read their own;
+/// admins anyone's.
+#[utoipa::path(get, path = "/v1/players/{player}/claims", tag = "players",
+    params(("player" = String, Path, description = "Player id, 1-64 of [A-Za-z0-9_-]"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of claims", body = HistoryPage),
+        (status = 403, description = "Another player's history", body = ErrorBody),
+    ))]
 async fn history(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,33 +2,47 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
+use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
 use crate::zones::{ChestPage, ChestState, RevealResult, SpawnResult, ZoneView};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/zones/{zone}", get(zone))
-        .route("/v1/zones/{zone}/chests", post(spawn).get(chests))
-        .route("/v1/zones/{zone}/reveal", post(reveal))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(zone))
+        .routes(routes!(spawn, chests))
+        .routes(routes!(reveal))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SpawnBody {
+    /// Chests to add, 1 to 1,000,000 per call.
     count: i64,
+    /// The loot table whose latest version the new chests keep.
     loot_table: String,
     /// Marks probe zones, kept out of leaderboards.
     #[serde(default)]
     synthetic: bool,
 }
 
+/// Spawn chests in a zone (created on first spawn). Admin only. One bulk insert: a million
+/// chests take seconds.
+#[utoipa::path(post, path = "/v1/zones/{zone}/chests", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`")),
+    request_body = SpawnBody,
+    responses(
+        (status = 201, description = "Chests spawned", body = SpawnResult),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "`loot_table_not_found`", body = ErrorBody),
+    ))]
 async fn spawn(
     State(state): State<AppState>,
     caller: Caller,
@@ -43,6 +57,13 @@ async fn spawn(
     Ok((StatusCode::CREATED, axum::Json(spawned)))
 }
 
+/// A zone's totals and seed commitments (O(1) in zone size).
+#[utoipa::path(get, path = "/v1/zones/{zone}", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name")),
+    responses(
+        (status = 200, description = "The zone", body = ZoneView),
+        (status = 404, description = "`zone_not_found`", body = ErrorBody),
+    ))]
 async fn zone(
     State(state): State<AppState>,
     _caller: Caller,
@@ -51,6 +72,15 @@ async fn zone(
     Ok(axum::Json(state.engine.zone(&zone).await?))
 }
 
+/// Reveal the zone's current server seed (check it against its commitment); later claims
+/// draw from a new epoch with a new commitment. Admin only.
+#[utoipa::path(post, path = "/v1/zones/{zone}/reveal", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name")),
+    responses(
+        (status = 200, description = "The revealed seed and the next commitment", body = RevealResult),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "`zone_not_found`", body = ErrorBody),
+    ))]
 async fn reveal(
     State(state): State<AppState>,
     caller: Caller,
@@ -60,16 +90,27 @@ async fn reveal(
     Ok(axum::Json(state.engine.reveal(&zone).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ChestQuery {
+    /// Only chests in this state (default: both).
     state: Option<ChestState>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<i64>,
+    /// Chests with ids above this (the previous page's `next`; default 0).
     after: Option<i64>,
 }
 
 pub const MAX_PAGE: i64 = 1000;
 
+/// A zone's chests in id order, one keyset page at a time.
+#[utoipa::path(get, path = "/v1/zones/{zone}/chests", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name"), ChestQuery),
+    responses(
+        (status = 200, description = "A page of chests", body = ChestPage),
+        (status = 404, description = "`zone_not_found`", body = ErrorBody),
+    ))]
 async fn chests(
     State(state): State<AppState>,
     _caller: Caller,

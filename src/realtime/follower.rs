@@ -22,6 +22,7 @@ pub(super) async fn follow(
     poll: Duration,
     started: oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
+    reconnects: prometheus::IntCounter,
 ) {
     let mut started = Some(started);
     let mut cursor: Option<Cursor> = None;
@@ -31,6 +32,7 @@ pub(super) async fn follow(
         tokio::select! {
             result = run => {
                 if let Err(e) = result {
+                    reconnects.inc();
                     tracing::warn!(shard = shard.index, error = %e, "realtime tail lost its connection; reconnecting");
                 }
             }

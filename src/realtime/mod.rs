@@ -25,6 +25,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::shards::ShardSet;
 
 pub use hub::Hub;
@@ -112,12 +113,18 @@ pub struct Realtime {
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) max_connections: usize,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) metrics: Metrics,
 }
 
 impl Realtime {
     /// Starts the hub and one follower per shard; waits briefly for each reachable shard's
     /// starting position so the first subscribers get complete positions.
-    pub async fn start(shards: ShardSet, config: &Config, shutdown: watch::Receiver<bool>) -> Self {
+    pub async fn start(
+        shards: ShardSet,
+        config: &Config,
+        shutdown: watch::Receiver<bool>,
+        metrics: Metrics,
+    ) -> Self {
         // Own small pools for snapshots and replays (the tail has its own connections).
         let shards = shards
             .with_pool_size(config, REALTIME_POOL_SIZE)
@@ -133,6 +140,9 @@ impl Realtime {
                 poll,
                 tx,
                 shutdown.clone(),
+                metrics
+                    .listener_reconnects
+                    .with_label_values(&[shard.index.to_string()]),
             ));
             started.push(rx);
         }
@@ -153,6 +163,7 @@ impl Realtime {
             connections: Arc::new(Semaphore::new(config.ws_max_connections)),
             max_connections: config.ws_max_connections,
             shutdown,
+            metrics,
         }
     }
 

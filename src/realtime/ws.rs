@@ -27,10 +27,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tokio::time::{timeout, Instant};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::hub::{Event, EventKind, Outbox, Outgoing};
 use super::{Cursor, Position, Realtime};
 use crate::api::error::ApiError;
+use crate::api::openapi::ErrorBody;
 use crate::api::AppState;
 use crate::auth::Caller;
 use crate::error::Error;
@@ -43,7 +46,21 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
-/// Authenticates (header or `?token=`), takes a connection slot, then upgrades.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
+/// Upgrade to a WebSocket that streams chest changes of the zones the client subscribes to
+/// (protocol: README, "Realtime"). Browsers, which cannot set headers on WebSockets, pass the
+/// token as `?token=`.
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime",
+    params(("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 405, description = "Not a GET", body = ErrorBody),
+        (status = 426, description = "`websocket_upgrade_required`: not a WebSocket handshake", body = ErrorBody),
+        (status = 503, description = "`too_many_connections` on this instance", body = ErrorBody),
+    ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -143,9 +160,13 @@ impl Connection {
         let ping_every = self.rt.limits.ping;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut last_heard = Instant::now();
+        // Why the connection ended, for `trove_ws_clients_closed_total{reason}`; a failed or
+        // stalled write unless an arm says otherwise.
+        let mut reason = "write_failed";
         loop {
             let flow = tokio::select! {
                 _ = shutdown.changed() => {
+                    reason = "shutdown";
                     close(&mut socket, 1001, "server shutting down").await;
                     Flow::Close
                 }
@@ -156,13 +177,18 @@ impl Connection {
                         Some(Ok(Message::Binary(_))) => {
                             self.send_error(&mut socket, "invalid_message", "send JSON text frames").await
                         }
-                        Some(Ok(Message::Close(_))) | None => Flow::Close,
+                        Some(Ok(Message::Close(_))) | None => {
+                            reason = "client";
+                            Flow::Close
+                        }
                         Some(Ok(_)) => Flow::Continue, // ping/pong: heard from
                         Some(Err(e)) => {
                             // tungstenite reports "Space limit exceeded: Message too long".
                             let text = e.to_string().to_lowercase();
                             let too_big = text.contains("too long") || text.contains("limit exceeded");
+                            reason = "client";
                             if too_big {
+                                reason = "message_too_big";
                                 close(&mut socket, 1009, "message too big").await;
                             }
                             Flow::Close
@@ -173,10 +199,11 @@ impl Connection {
                 _ = lagged.notified() => self.on_lagged(&mut socket, &mut rx).await,
                 _ = ping.tick() => {
                     if last_heard.elapsed() > ping_every * 3 {
+                        reason = "idle";
                         close(&mut socket, 1008, "no traffic for three ping intervals").await;
                         Flow::Close
                     } else {
-                        send(&mut socket, Message::Ping(Default::default())).await
+                        self.send(&mut socket, Message::Ping(Default::default())).await
                     }
                 }
             };
@@ -185,6 +212,7 @@ impl Connection {
             }
         }
         self.rt.hub.leave(self.id).await;
+        self.rt.metrics.ws_closed.with_label_values(&[reason]).inc();
     }
 
     async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Flow {
@@ -197,7 +225,7 @@ impl Connection {
             }
         };
         match msg {
-            ClientMessage::Ping => send_json(socket, &json!({"type": "pong"})).await,
+            ClientMessage::Ping => self.send_json(socket, &json!({"type": "pong"})).await,
             ClientMessage::Unsubscribe { zones } => {
                 let zones: Vec<Arc<str>> = zones.iter().map(|z| Arc::from(z.as_str())).collect();
                 for z in &zones {
@@ -205,7 +233,8 @@ impl Connection {
                 }
                 self.rt.hub.unsubscribe(self.id, zones.clone()).await;
                 let names: Vec<&str> = zones.iter().map(|z| &**z).collect();
-                send_json(socket, &json!({"type": "unsubscribed", "zones": names})).await
+                self.send_json(socket, &json!({"type": "unsubscribed", "zones": names}))
+                    .await
             }
             ClientMessage::Subscribe { zones, since } => {
                 self.on_subscribe(socket, zones, since).await
@@ -259,7 +288,7 @@ impl Connection {
             match self.replay(&wanted, since, &now).await {
                 Ok(Some(events)) => {
                     for text in events {
-                        if let Flow::Close = send(socket, Message::Text(text.into())).await {
+                        if let Flow::Close = self.send(socket, Message::Text(text.into())).await {
                             return Flow::Close;
                         }
                     }
@@ -276,7 +305,7 @@ impl Connection {
         if let Some(r) = resumed {
             msg["resumed"] = json!(r);
         }
-        send_json(socket, &msg).await
+        self.send_json(socket, &msg).await
     }
 
     /// Writes one queued event and whatever else is queued, with a single flush.
@@ -306,7 +335,10 @@ impl Connection {
             next = if n < 64 { rx.try_recv().ok() } else { None };
         }
         match timeout(self.rt.limits.write_timeout, socket.flush()).await {
-            Ok(Ok(())) => Flow::Continue,
+            Ok(Ok(())) => {
+                self.rt.metrics.ws_messages_sent.inc_by(n);
+                Flow::Continue
+            }
             _ => Flow::Close,
         }
     }
@@ -317,6 +349,7 @@ impl Connection {
         socket: &mut WebSocket,
         rx: &mut mpsc::Receiver<Outgoing>,
     ) -> Flow {
+        self.rt.metrics.ws_lagged.inc();
         while let Ok(out) = rx.try_recv() {
             if let Flow::Close = self.write_events(socket, out, rx).await {
                 return Flow::Close;
@@ -333,7 +366,7 @@ impl Connection {
             "zones": snapshot,
             "position": now.encode(),
         });
-        send_json(socket, &msg).await
+        self.send_json(socket, &msg).await
     }
 
     /// Zone totals as of `at`, from each zone's shard.
@@ -349,7 +382,7 @@ impl Connection {
                 c.zone_id,
                 c.chest_id
             )
-            .fetch_all(&shard.pool()?)
+            .fetch_all(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?;
             for name in &names {
@@ -390,7 +423,7 @@ impl Connection {
                 to.chest_id,
                 self.rt.limits.replay_window
             )
-            .fetch_all(&shard.pool()?)
+            .fetch_all(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?;
             if rows
@@ -452,8 +485,24 @@ impl Connection {
         map
     }
 
+    /// Sends one message, counted, within `CONTROL_WRITE_TIMEOUT`.
+    async fn send(&self, socket: &mut WebSocket, msg: Message) -> Flow {
+        match timeout(CONTROL_WRITE_TIMEOUT, socket.send(msg)).await {
+            Ok(Ok(())) => {
+                self.rt.metrics.ws_messages_sent.inc();
+                Flow::Continue
+            }
+            _ => Flow::Close,
+        }
+    }
+
+    async fn send_json(&self, socket: &mut WebSocket, value: &Value) -> Flow {
+        self.send(socket, Message::Text(value.to_string().into()))
+            .await
+    }
+
     async fn send_error(&self, socket: &mut WebSocket, code: &str, message: &str) -> Flow {
-        send_json(
+        self.send_json(
             socket,
             &json!({"type": "error", "error": code, "message": message}),
         )
@@ -464,17 +513,6 @@ impl Connection {
 /// Control messages (replies, pings) are small; a client that cannot take them within this
 /// long is gone.
 const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn send(socket: &mut WebSocket, msg: Message) -> Flow {
-    match timeout(CONTROL_WRITE_TIMEOUT, socket.send(msg)).await {
-        Ok(Ok(())) => Flow::Continue,
-        _ => Flow::Close,
-    }
-}
-
-async fn send_json(socket: &mut WebSocket, value: &Value) -> Flow {
-    send(socket, Message::Text(value.to_string().into())).await
-}
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {

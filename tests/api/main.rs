@@ -6,6 +6,8 @@ mod helpers;
 mod bad_input;
 mod claims;
 mod fairness;
+mod ops;
 mod realtime;
 mod redis;
 mod shards;
+mod shutdown;

@@ -20,9 +20,9 @@ use crate::helpers::{
     TestApp, SECRET,
 };
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn connect(app: &TestApp, player: &str) -> Ws {
+pub(crate) async fn connect(app: &TestApp, player: &str) -> Ws {
     let url = format!(
         "{}/v1/ws?token={}",
         app.base.replace("http://", "ws://"),
@@ -66,7 +66,7 @@ async fn expect(ws: &mut Ws, kind: &str) -> Value {
     v
 }
 
-async fn subscribe(ws: &mut Ws, zones: &[&str]) -> Value {
+pub(crate) async fn subscribe(ws: &mut Ws, zones: &[&str]) -> Value {
     send(ws, json!({"op": "subscribe", "zones": zones})).await;
     expect(ws, "subscribed").await
 }

@@ -1,0 +1,215 @@
+//! Operations routes: liveness, readiness, Prometheus metrics and the OpenAPI description.
+//! None of them needs a token, and they are outside the rate and concurrency limits so an
+//! overloaded instance still answers its probes.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::error::Error;
+use crate::metrics::Sample;
+use crate::shards::{ShardReadiness, ShardSet};
+
+/// How long `/readyz` waits for each shard.
+const READY_BOUND: Duration = Duration::from_secs(2);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// Liveness: the process serves requests. Says nothing about the shards (see `/readyz`).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every shard is reachable and migrated, else `not_ready`.
+    status: &'static str,
+    shards: Vec<ShardReadiness>,
+    redis: RedisReadiness,
+}
+
+/// Redis is reported but never required: Trove works without it.
+#[derive(Serialize, ToSchema)]
+pub struct RedisReadiness {
+    /// `up`, `down` or `disabled` (`TROVE_REDIS_URL` unset).
+    status: &'static str,
+    required: bool,
+}
+
+/// Readiness: 200 when every shard answers and carries this binary's migrations; 503 (same
+/// body) when any does not. Redis is reported, not required.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Every shard is reachable and migrated", body = Readiness),
+    (status = 503, description = "Some shard is down or not migrated", body = Readiness)))]
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (shards, redis) = tokio::join!(state.engine.shards.readiness(READY_BOUND), async {
+        match &state.redis {
+            None => "disabled",
+            Some(r) if r.ping().await => "up",
+            Some(_) => "down",
+        }
+    });
+    let ready = shards.iter().all(|s| s.status == "up");
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        shards,
+        redis: RedisReadiness {
+            status: redis,
+            required: false,
+        },
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Prometheus metrics of this instance (text format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format",
+     content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state
+        .metrics
+        .render(sample(&state).map_err(metrics_error)?)
+        .map_err(metrics_error)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+fn metrics_error(e: prometheus::Error) -> ApiError {
+    ApiError::from(Error::Internal(format!("rendering metrics: {e}")))
+}
+
+/// The gauges, and the counters other modules keep, read at scrape time.
+fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
+    let mut s = Sample::default();
+    s.gauge(
+        "trove_build_info",
+        "Always 1; the labels say which Trove this is.",
+        &["version"],
+        vec![(vec![env!("CARGO_PKG_VERSION").to_owned()], 1.0)],
+    )?;
+    let up = state.engine.shards.all().iter().map(|shard| {
+        let v = if shard.is_up() { 1.0 } else { 0.0 };
+        (vec![shard.index.to_string()], v)
+    });
+    s.gauge(
+        "trove_shard_up",
+        "1 while the shard answers, 0 while it is marked down.",
+        &["shard"],
+        up.collect(),
+    )?;
+    pool_gauges(
+        &mut s,
+        &[
+            ("api", &state.engine.shards),
+            ("realtime", &state.realtime.shards),
+        ],
+    )?;
+    s.gauge(
+        "trove_ws_connections",
+        "Open WebSocket connections.",
+        &[],
+        vec![(vec![], state.realtime.connections() as f64)],
+    )?;
+    s.counter(
+        "trove_redis_errors_total",
+        "Redis calls that failed or timed out.",
+        state.redis.as_ref().map_or(0, |r| r.errors()),
+    )?;
+    s.counter(
+        "trove_rate_limit_fail_open_total",
+        "Requests let through because Redis could not be asked (fail open).",
+        state.limiter.fail_open.load(Ordering::Relaxed),
+    )?;
+    s.counter(
+        "trove_rate_limit_fail_closed_total",
+        "Requests refused with 503 because Redis could not be asked (fail closed).",
+        state.limiter.refused_closed.load(Ordering::Relaxed),
+    )?;
+    s.counter(
+        "trove_rate_limited_total",
+        "Requests refused with 429 rate_limited.",
+        state.limiter.limited.load(Ordering::Relaxed),
+    )?;
+    if let Some(boards) = &state.leaderboards {
+        s.gauge(
+            "trove_leaderboard_lag_seconds",
+            "How far the leaderboards trail the newest ledger row they have applied.",
+            &[],
+            vec![(
+                vec![],
+                boards.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            )],
+        )?;
+    }
+    Ok(s)
+}
+
+/// Open (idle or in use), maximum and waiting connections of each pool of each shard.
+fn pool_gauges(s: &mut Sample, pools: &[(&str, &ShardSet)]) -> Result<(), prometheus::Error> {
+    let (mut open, mut max, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+    for (pool, set) in pools {
+        for shard in set.all() {
+            let st = shard.pool_stats();
+            let labels = vec![shard.index.to_string(), (*pool).to_owned()];
+            let in_use = st.open.saturating_sub(st.idle as u32);
+            for (state, n) in [("idle", st.idle as f64), ("in_use", f64::from(in_use))] {
+                let mut l = labels.clone();
+                l.push(state.to_owned());
+                open.push((l, n));
+            }
+            max.push((labels.clone(), f64::from(st.max)));
+            waiting.push((labels, st.waiting as f64));
+        }
+    }
+    s.gauge(
+        "trove_db_pool_connections",
+        "Open connections per shard pool, idle or in use.",
+        &["shard", "pool", "state"],
+        open,
+    )?;
+    s.gauge(
+        "trove_db_pool_max_connections",
+        "Configured size of each shard pool.",
+        &["shard", "pool"],
+        max,
+    )?;
+    s.gauge(
+        "trove_db_pool_waiting",
+        "Requests waiting for a connection from each shard pool.",
+        &["shard", "pool"],
+        waiting,
+    )
+}

@@ -1,0 +1,412 @@
+//! Operability: Prometheus metrics after real traffic, readiness that follows a shard's
+//! life, request ids in headers and error bodies, the concurrency cap, the OpenAPI document.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use trove::config::Config;
+use trove::shards::shard_index;
+
+use crate::helpers::{
+    fresh_db, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster, TestApp,
+    SECRET,
+};
+use crate::realtime::{connect, subscribe};
+
+/// One sample from Prometheus text: the value of `name` whose label set is exactly `labels`.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let got: BTreeMap<&str, &str> = rest
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k, v.trim_matches('"')))
+                })
+                .collect();
+            (got == want).then(|| value.parse().ok()).flatten()
+        })
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(r.status(), StatusCode::OK);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    r.text().await.expect("metrics body")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_claims_requests_and_websockets() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let zone = "metrics-zone";
+    assert_eq!(
+        app.spawn_zone(zone, 3, "starter").await.status,
+        StatusCode::CREATED
+    );
+    let shard = shard_index(zone, 2).to_string();
+    let t = app.token("metrics-player");
+    for key in ["k1", "k2", "k3"] {
+        assert_eq!(
+            app.claim(zone, &t, Some(key)).await.status,
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(app.claim(zone, &t, Some("k1")).await.status, StatusCode::OK);
+    let r = app.claim(zone, &t, None).await;
+    assert_eq!(r.code(), "zone_exhausted");
+    let missing = "metrics-nowhere";
+    assert_eq!(
+        app.claim(missing, &t, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.claim(zone, "forged.token.here", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let unrouted = app
+        .call(Method::GET, "/no/such/route", None, None, &[])
+        .await;
+    assert_eq!(unrouted.status, StatusCode::NOT_FOUND);
+
+    let mut ws = connect(&app, "metrics-watcher").await;
+    subscribe(&mut ws, &[zone]).await;
+
+    let text = scrape(&app).await;
+    let claims = |outcome: &str, shard: &str| {
+        metric(
+            &text,
+            "trove_claims_total",
+            &[("outcome", outcome), ("shard", shard)],
+        )
+    };
+    assert_eq!(claims("opened", &shard), Some(3.0), "{text}");
+    assert_eq!(claims("replayed", &shard), Some(1.0));
+    assert_eq!(claims("zone_exhausted", &shard), Some(1.0));
+    let missing_shard = shard_index(missing, 2).to_string();
+    assert_eq!(claims("not_found", &missing_shard), Some(1.0));
+    // Every claim the shard answered is timed: 3 opened, 1 replay, 1 exhausted, 1 not found.
+    let timed: f64 = ["0", "1"]
+        .iter()
+        .filter_map(|s| metric(&text, "trove_claim_duration_seconds_count", &[("shard", s)]))
+        .sum();
+    assert_eq!(timed, 6.0);
+    let http = |class: &str| {
+        metric(
+            &text,
+            "trove_http_requests_total",
+            &[
+                ("route", "/v1/zones/{zone}/claims"),
+                ("method", "POST"),
+                ("status_class", class),
+            ],
+        )
+    };
+    assert_eq!(http("2xx"), Some(4.0));
+    assert_eq!(http("4xx"), Some(3.0), "409, 404 and 401");
+    assert_eq!(
+        metric(
+            &text,
+            "trove_http_requests_total",
+            &[
+                ("route", "unmatched"),
+                ("method", "GET"),
+                ("status_class", "4xx")
+            ]
+        ),
+        Some(1.0)
+    );
+    for s in ["0", "1"] {
+        assert_eq!(metric(&text, "trove_shard_up", &[("shard", s)]), Some(1.0));
+        assert_eq!(
+            metric(
+                &text,
+                "trove_db_pool_max_connections",
+                &[("shard", s), ("pool", "api")]
+            ),
+            Some(16.0)
+        );
+    }
+    assert_eq!(metric(&text, "trove_ws_connections", &[]), Some(1.0));
+    assert!(metric(&text, "trove_ws_messages_sent_total", &[]) >= Some(1.0));
+    // Label sets are bounded: no zone names or player ids.
+    for unbounded in [zone, missing, "metrics-player", "metrics-watcher"] {
+        assert!(!text.contains(unbounded), "{unbounded} leaked into labels");
+    }
+
+    ws.close(None).await.expect("close");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = scrape(&app).await;
+        let closed = metric(
+            &text,
+            "trove_ws_clients_closed_total",
+            &[("reason", "client")],
+        );
+        if closed == Some(1.0) {
+            assert_eq!(metric(&text, "trove_ws_connections", &[]), Some(0.0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "close not counted: {closed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_a_shard_going_down_and_coming_back() {
+    let healthy = spawn_app().await;
+    let own = start_cluster("ready-test");
+    migrated_template(&own).await;
+    let app = spawn_app_on(vec![healthy.shard_urls[0].clone(), fresh_db(&own).await]).await;
+    let ready = |app: &TestApp| {
+        let req = app.client.get(format!("{}/readyz", app.base));
+        async move {
+            let r = req.send().await.expect("readyz");
+            let status = r.status();
+            (status, r.json::<Value>().await.expect("readyz json"))
+        }
+    };
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["shards"][1]["status"], "up");
+    assert_eq!(body["redis"]["status"], "disabled");
+
+    own.stop().expect("stop shard 1");
+    let stopped = Instant::now();
+    let body = loop {
+        let (status, body) = ready(&app).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break body;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "still ready: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["shards"][0]["status"], "up");
+    assert_eq!(body["shards"][1]["status"], "down");
+    // Liveness is not readiness: the process is fine.
+    let live = app.call(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(live.status, StatusCode::OK);
+
+    own.start().expect("restart shard 1");
+    let started = Instant::now();
+    loop {
+        let (status, body) = ready(&app).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not ready again: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_echoed_and_carried_in_error_bodies() {
+    let app = spawn_app().await;
+    let t = app.token("rid-player");
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/zones/no-such-zone",
+            Some(&t),
+            None,
+            &[("X-Request-Id", "edge-7f3c.1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.headers["x-request-id"], "edge-7f3c.1");
+    assert_eq!(r.body["request_id"], "edge-7f3c.1");
+    assert_eq!(r.code(), "zone_not_found");
+
+    // Without one (or with an unusable one), the server makes one and uses it everywhere.
+    for sent in [None, Some("not a token!")] {
+        let headers: Vec<(&str, &str)> =
+            sent.map(|s| vec![("X-Request-Id", s)]).unwrap_or_default();
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/zones/BAD/claims",
+                Some(&t),
+                None,
+                &headers,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let id = r.headers["x-request-id"].to_str().expect("id").to_owned();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        assert_eq!(r.body["request_id"], id.as_str());
+    }
+    // Errors produced by axum itself (unknown route) have the shape and the id too.
+    let r = app.call(Method::GET, "/nope", None, None, &[]).await;
+    assert_eq!(r.code(), "not_found");
+    assert_eq!(
+        r.body["request_id"],
+        r.headers["x-request-id"].to_str().expect("id")
+    );
+    // Successes carry the header.
+    let r = app.call(Method::GET, "/healthz", None, None, &[]).await;
+    assert!(r.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_concurrency_cap_requests_get_503_overloaded_and_probes_still_answer() {
+    let base = spawn_app().await;
+    let mut config = Config::for_shards(base.shard_urls.clone(), SECRET);
+    config.max_concurrent_requests = 1;
+    let app = spawn_app_with(config).await;
+
+    // Hold the only slot: a request whose body arrives slowly keeps its handler waiting.
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (first, rest) = ("{\"entries\":", "[]}");
+    let head = format!(
+        "PUT /v1/loot-tables/slow HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{first}",
+        app.admin(),
+        first.len() + rest.len()
+    );
+    slow.write_all(head.as_bytes()).await.expect("write head");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let t = app.token("crowd");
+    let r = app
+        .call(Method::GET, "/v1/zones/anything", Some(&t), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.headers["retry-after"], "1");
+    let probe = app.call(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(probe.status, StatusCode::OK, "{:?}", probe.body);
+
+    // Finish the slow body (an empty table, refused with 400): its answer frees the slot.
+    slow.write_all(rest.as_bytes()).await.expect("write rest");
+    let mut answer = vec![0u8; 512];
+    let n = slow.read(&mut answer).await.expect("read answer");
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let r = app
+        .call(Method::GET, "/v1/zones/anything", Some(&t), None, &[])
+        .await;
+    assert_eq!(r.code(), "zone_not_found", "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
+    let app = spawn_app().await;
+    let r = app
+        .call(Method::GET, "/openapi.json", None, None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let doc = r.body;
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let expected = [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("put", "/v1/loot-tables/{name}"),
+        ("get", "/v1/loot-tables/{name}"),
+        ("post", "/v1/zones/{zone}/chests"),
+        ("get", "/v1/zones/{zone}/chests"),
+        ("post", "/v1/zones/{zone}/claims"),
+        ("post", "/v1/zones/{zone}/chests/{chest_id}/claim"),
+        ("get", "/v1/zones/{zone}"),
+        ("post", "/v1/zones/{zone}/reveal"),
+        ("get", "/v1/players/{player}/claims"),
+        ("get", "/v1/leaderboards/{board}"),
+        ("get", "/v1/leaderboards/{board}/players/{player}"),
+        ("get", "/v1/ws"),
+    ];
+    let paths = doc["paths"].as_object().expect("paths");
+    let documented: usize = paths
+        .values()
+        .map(|item| {
+            ["get", "put", "post", "delete", "patch"]
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .count()
+        })
+        .sum();
+    assert_eq!(documented, expected.len(), "{:?}", paths.keys());
+    for (method, path) in expected {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        if path.starts_with("/v1/") {
+            assert_eq!(op["security"][0]["bearer"], Value::Array(vec![]), "{path}");
+            for code in ["400", "401", "429", "503"] {
+                assert_eq!(
+                    op["responses"][code]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {code}"
+                );
+            }
+        }
+    }
+    let claim = &doc["paths"]["/v1/zones/{zone}/claims"]["post"]["responses"];
+    for code in ["200", "201", "404", "409", "422"] {
+        assert!(claim[code].is_object(), "claims {code}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // Documented routes are served (the description and the router are one): every path
+    // answers with something other than "no such route".
+    let t = app.token("doc-reader");
+    for (method, path) in expected {
+        let concrete = path
+            .replace("{zone}", "doc-zone")
+            .replace("{chest_id}", "1")
+            .replace("{name}", "doc-table")
+            .replace("{player}", "doc-reader")
+            .replace("{board}", "chests");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let r = app.call(m, &concrete, Some(&t), None, &[]).await;
+        assert_ne!(r.code(), "not_found", "{method} {concrete}: {:?}", r.body);
+        assert_ne!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {concrete}"
+        );
+    }
+}
