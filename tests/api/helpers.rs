@@ -104,6 +104,8 @@ pub async fn fresh_db(cluster: &Cluster) -> String {
 
 pub struct TestApp {
     pub base: String,
+    /// `http://…` of the `TROVE_METRICS_LISTEN` listener, when configured.
+    pub ops_base: Option<String>,
     pub realtime: trove::realtime::Realtime,
     pub client: reqwest::Client,
     pub engine: Engine,
@@ -135,6 +137,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         .await
         .expect("bind");
     let base = format!("http://{}", app.local_addr().expect("addr"));
+    let ops_base = app.ops_addr().map(|a| format!("http://{a}"));
     let realtime = app.realtime();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.serve(async move {
@@ -142,6 +145,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     }));
     TestApp {
         base,
+        ops_base,
         realtime,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)

@@ -178,6 +178,44 @@ async fn metrics_move_with_claims_requests_and_websockets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_metrics_port_serves_only_the_operations_routes() {
+    let base = spawn_app().await;
+    let mut config = Config::for_shards(base.shard_urls.clone(), SECRET);
+    config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let app = spawn_app_with(config).await;
+    let ops = app.ops_base.clone().expect("ops listener");
+    assert_ne!(ops, app.base);
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = app
+            .client
+            .get(format!("{ops}{path}"))
+            .send()
+            .await
+            .expect("ops");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let text = app
+        .client
+        .get(format!("{ops}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("trove_shard_up{shard=\"1\"} 1"), "{text}");
+    // The API is not on the operations port.
+    let r = app
+        .client
+        .get(format!("{ops}/v1/zones/meadow"))
+        .bearer_auth(app.token("p"))
+        .send()
+        .await
+        .expect("api on ops port");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_a_shard_going_down_and_coming_back() {
     let healthy = spawn_app().await;
     let own = start_cluster("ready-test");
