@@ -34,10 +34,15 @@ pub enum Rarity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LootEntry {
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,64}$")]
     pub item: String,
     /// Relative chance: this entry wins `weight / sum(weights)` of the rolls.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub weight: u32,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub min_qty: u32,
+    /// At least `min_qty`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_qty: u32,
     pub rarity: Rarity,
 }
@@ -46,9 +51,11 @@ pub struct LootEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LootTableSpec {
+    #[schema(min_items = 1, max_items = 256)]
     pub entries: Vec<LootEntry>,
     /// Independent rolls per chest (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 16, default = 1)]
     pub rolls: u8,
 }
 

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct ClaimBody {
     /// Whose claim this is (default: the token's player).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     player: Option<String>,
 }
 
@@ -36,8 +37,8 @@ struct ClaimBody {
 /// returns the first answer (200, `Idempotent-Replayed: true`) and never opens a second chest.
 #[utoipa::path(post, path = "/v1/zones/{zone}/claims", tag = "claims",
     params(
-        ("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone"),
+        ("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone", pattern = r"^[!-~]{1,255}$"),
     ),
     request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
     responses(
@@ -63,9 +64,9 @@ async fn claim_any(
 /// Claim one given chest.
 #[utoipa::path(post, path = "/v1/zones/{zone}/chests/{chest_id}/claim", tag = "claims",
     params(
-        ("zone" = String, Path, description = "Zone name"),
-        ("chest_id" = i64, Path, description = "Chest id (1-based)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone"),
+        ("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
+        ("chest_id" = i64, Path, description = "Chest id (1-based)", minimum = 1),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone", pattern = r"^[!-~]{1,255}$"),
     ),
     request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
     responses(

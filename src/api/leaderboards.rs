@@ -26,8 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct TopQuery {
     /// A zone's board instead of the global one.
+    #[param(pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
     zone: Option<String>,
     /// Entries, 1 to 1000 (default 10).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -36,6 +38,7 @@ struct TopQuery {
 #[into_params(parameter_in = Query)]
 struct StandingQuery {
     /// A zone's board instead of the global one.
+    #[param(pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
     zone: Option<String>,
 }
 
@@ -69,7 +72,7 @@ fn zone(z: &Option<String>) -> Result<Option<&str>, ApiError> {
 
 /// The top of a board: `chests` (chests opened) or `loot_value` (points by rarity).
 #[utoipa::path(get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
-    params(("board" = String, Path, description = "`chests` or `loot_value`"), TopQuery),
+    params(("board" = String, Path, description = "`chests` or `loot_value`", pattern = "^(chests|loot_value)$"), TopQuery),
     responses(
         (status = 200, description = "The board's top entries", body = BoardPage),
         (status = 503, description = "`leaderboard_unavailable`: Redis is off or unreachable", body = ErrorBody),
@@ -99,8 +102,8 @@ async fn top(
 /// One player's rank and score on a board, with the few entries around it.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/players/{player}", tag = "leaderboards",
     params(
-        ("board" = String, Path, description = "`chests` or `loot_value`"),
-        ("player" = String, Path, description = "Player id"),
+        ("board" = String, Path, description = "`chests` or `loot_value`", pattern = "^(chests|loot_value)$"),
+        ("player" = String, Path, description = "Player id", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
         StandingQuery,
     ),
     responses(

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct HistoryQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// The previous page's `next` cursor.
     before: Option<String>,
@@ -32,7 +33,7 @@ const MAX_PAGE: i64 = 500;
 /// A player's claims, newest first, gathered from every shard. Players read their own;
 /// admins anyone's.
 #[utoipa::path(get, path = "/v1/players/{player}/claims", tag = "players",
-    params(("player" = String, Path, description = "Player id, 1-64 of [A-Za-z0-9_-]"), HistoryQuery),
+    params(("player" = String, Path, description = "Player id, 1-64 of [A-Za-z0-9_-]", pattern = r"^[A-Za-z0-9_-]{1,64}$"), HistoryQuery),
     responses(
         (status = 200, description = "A page of claims", body = HistoryPage),
         (status = 403, description = "Another player's history", body = ErrorBody),

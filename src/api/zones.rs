@@ -25,8 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct SpawnBody {
     /// Chests to add, 1 to 1,000,000 per call.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     count: i64,
     /// The loot table whose latest version the new chests keep.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
     loot_table: String,
     /// Marks probe zones, kept out of leaderboards.
     #[serde(default)]
@@ -36,7 +38,7 @@ struct SpawnBody {
 /// Spawn chests in a zone (created on first spawn). Admin only. One bulk insert: a million
 /// chests take seconds.
 #[utoipa::path(post, path = "/v1/zones/{zone}/chests", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`")),
+    params(("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     request_body = SpawnBody,
     responses(
         (status = 201, description = "Chests spawned", body = SpawnResult),
@@ -59,7 +61,7 @@ async fn spawn(
 
 /// A zone's totals and seed commitments (O(1) in zone size).
 #[utoipa::path(get, path = "/v1/zones/{zone}", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name")),
+    params(("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     responses(
         (status = 200, description = "The zone", body = ZoneView),
         (status = 404, description = "`zone_not_found`", body = ErrorBody),
@@ -75,7 +77,7 @@ async fn zone(
 /// Reveal the zone's current server seed (check it against its commitment); later claims
 /// draw from a new epoch with a new commitment. Admin only.
 #[utoipa::path(post, path = "/v1/zones/{zone}/reveal", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name")),
+    params(("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     responses(
         (status = 200, description = "The revealed seed and the next commitment", body = RevealResult),
         (status = 403, description = "Not an admin", body = ErrorBody),
@@ -97,8 +99,10 @@ struct ChestQuery {
     /// Only chests in this state (default: both).
     state: Option<ChestState>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Chests with ids above this (the previous page's `next`; default 0).
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
@@ -106,7 +110,7 @@ pub const MAX_PAGE: i64 = 1000;
 
 /// A zone's chests in id order, one keyset page at a time.
 #[utoipa::path(get, path = "/v1/zones/{zone}/chests", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name"), ChestQuery),
+    params(("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"), ChestQuery),
     responses(
         (status = 200, description = "A page of chests", body = ChestPage),
         (status = 404, description = "`zone_not_found`", body = ErrorBody),

@@ -428,6 +428,31 @@ async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // Documented limits are the engine's limits.
+    let schemas = &doc["components"]["schemas"];
+    let limit =
+        |schema: &str, field: &str, key: &str| schemas[schema]["properties"][field][key].as_f64();
+    use trove::loot::{MAX_ENTRIES, MAX_QTY, MAX_ROLLS, MAX_WEIGHT};
+    assert_eq!(
+        limit("LootEntry", "weight", "maximum"),
+        Some(f64::from(MAX_WEIGHT))
+    );
+    assert_eq!(
+        limit("LootEntry", "max_qty", "maximum"),
+        Some(f64::from(MAX_QTY))
+    );
+    assert_eq!(
+        limit("LootTableSpec", "rolls", "maximum"),
+        Some(f64::from(MAX_ROLLS))
+    );
+    assert_eq!(
+        limit("LootTableSpec", "entries", "maxItems"),
+        Some(MAX_ENTRIES as f64)
+    );
+    assert_eq!(
+        limit("SpawnBody", "count", "maximum"),
+        Some(trove::zones::MAX_SPAWN as f64)
+    );
     // Documented routes are served (the description and the router are one): every path
     // answers with something other than "no such route".
     let t = app.token("doc-reader");
