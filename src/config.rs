@@ -91,8 +91,9 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// A second address serving only /metrics, /healthz and /readyz (e.g. 0.0.0.0:9100), so
-    /// they need not be exposed with the API. Unset: they are on the main port only.
+    /// A second address serving only the operations routes (/metrics, /healthz, /readyz,
+    /// /openapi.json; e.g. 0.0.0.0:9100), so they need not be exposed with the API. Unset:
+    /// they are on the main port only.
     #[arg(long, env = "TROVE_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
 

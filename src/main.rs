@@ -43,6 +43,8 @@ enum Command {
     },
     /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
     Verify { zone: String },
+    /// Print the OpenAPI 3 description of the HTTP API (as served at /openapi.json).
+    Openapi,
     /// Leaderboard maintenance (needs TROVE_REDIS_URL).
     Leaderboards {
         #[command(subcommand)]
@@ -62,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.config.log_format);
     let mut config = cli.config;
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        // Needs no shard: answered before any local stack would start.
+        println!("{}", trove::api::openapi().to_pretty_json()?);
+        return Ok(());
+    }
 
     // No shards configured: run on the private local stack (started here, stopped on exit).
     let local = if config.shards.is_empty() {
@@ -173,6 +180,7 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             Ok(())
         }
         Command::Serve => serve(config, keys()?, local).await,
+        Command::Openapi => Ok(()),
     }
 }
 

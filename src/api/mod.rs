@@ -95,25 +95,19 @@ pub fn router(state: AppState, config: &Config) -> Router {
             permits,
             observe::concurrency_limit,
         ));
-    let doc = Arc::new(doc);
-    let ops = ops.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let doc = Arc::clone(&doc);
-            async move { axum::Json((*doc).clone()) }
-        }),
-    );
-    with_observe(api.merge(ops), state)
+    with_observe(api.merge(ops), state, doc)
 }
 
-/// Only `/metrics`, `/healthz` and `/readyz`, for `TROVE_METRICS_LISTEN`.
+/// Only the operations routes, for `TROVE_METRICS_LISTEN`.
 fn ops_router(state: AppState) -> Router {
-    with_observe(routes().1, state)
+    let (_, ops, doc) = routes();
+    with_observe(ops, state, doc)
 }
 
-fn with_observe(routes: Router<AppState>, state: AppState) -> Router {
+fn with_observe(routes: Router<AppState>, state: AppState, doc: OpenApi) -> Router {
     routes
         .with_state(state.clone())
+        .layer(axum::Extension(Arc::new(doc)))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.metrics,

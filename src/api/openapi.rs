@@ -115,6 +115,10 @@ fn shared_responses(op: &mut Operation) {
             "`shard_unavailable`, `overloaded` or `rate_limiter_unavailable`; retry later",
         )),
     );
+    add(
+        "500",
+        error("`internal_error`: a bug or a database fault, logged with the request id"),
+    );
     if op.request_body.is_some() {
         add("413", error("Body over TROVE_BODY_LIMIT"));
         add("415", error("Body is not application/json"));

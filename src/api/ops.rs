@@ -3,12 +3,15 @@
 //! overloaded instance still answers its probes.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Serialize;
+use utoipa::openapi::OpenApi;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +30,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// This description: OpenAPI 3.1, generated from the handlers the router serves.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses(
+    (status = 200, description = "The OpenAPI description of every route", body = Object)))]
+async fn openapi_json(Extension(doc): Extension<Arc<OpenApi>>) -> axum::Json<OpenApi> {
+    axum::Json((*doc).clone())
 }
 
 #[derive(Serialize, ToSchema)]
