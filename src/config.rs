@@ -212,6 +212,17 @@ pub struct Config {
     #[arg(long, env = "TROVE_RATE_WS", default_value = "2/10", global = true)]
     pub rate_ws: crate::ratelimit::RateSpec,
 
+    /// Key the per-IP limit on the last address of X-Forwarded-For (the client as the proxy
+    /// saw it). Only behind a proxy that appends it (like the compose stack's nginx): a
+    /// client reaching Trove directly could name any address.
+    #[arg(
+        long,
+        env = "TROVE_TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        global = true
+    )]
+    pub trust_forwarded_for: bool,
+
     /// Per-client-IP limit on requests without a valid token.
     #[arg(long, env = "TROVE_RATE_ANON", default_value = "20/40", global = true)]
     pub rate_anon: crate::ratelimit::RateSpec,
@@ -290,6 +301,7 @@ impl Config {
             redis_prefix: "trove".into(),
             redis_timeout_ms: 100,
             rate_limit_fail_closed: false,
+            trust_forwarded_for: false,
             rate_claims: crate::ratelimit::RateSpec {
                 rate: 10.0,
                 burst: 20.0,

@@ -4,7 +4,7 @@
 //! When Redis cannot answer within `TROVE_REDIS_TIMEOUT_MS`, requests pass (fail open) unless
 //! `TROVE_RATE_LIMIT_FAIL_CLOSED` is set (then 503); either way it is counted and logged.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -121,6 +121,8 @@ pub struct RateLimiter {
     ws: RateSpec,
     anon: RateSpec,
     fail_closed: bool,
+    /// `TROVE_TRUST_FORWARDED_FOR`: the client IP is the last X-Forwarded-For hop.
+    trust_forwarded_for: bool,
     script: Arc<Script>,
     /// Requests let through because Redis could not be asked.
     pub fail_open: Arc<AtomicU64>,
@@ -139,6 +141,7 @@ impl RateLimiter {
             ws: config.rate_ws,
             anon: config.rate_anon,
             fail_closed: config.rate_limit_fail_closed,
+            trust_forwarded_for: config.trust_forwarded_for,
             script: Arc::new(Script::new(BUCKET)),
             fail_open: Arc::new(AtomicU64::new(0)),
             refused_closed: Arc::new(AtomicU64::new(0)),
@@ -216,13 +219,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let (class, subject) = match caller {
         Some(c) if c.role == Role::Admin => return next.run(req).await,
         Some(c) => (class, c.player),
-        None => {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |ci| ci.0.ip().to_string());
-            (Class::Anon, format!("ip:{ip}"))
-        }
+        None => (
+            Class::Anon,
+            format!("ip:{}", client_ip(&req, state.limiter.trust_forwarded_for)),
+        ),
     };
     match state.limiter.check(class, &subject).await {
         Ok(()) => next.run(req).await,
@@ -236,6 +236,24 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             ApiError::from(e).into_response()
         }
     }
+}
+
+/// The caller's address: the TCP peer, or behind a trusted proxy the last X-Forwarded-For
+/// entry (the one that proxy appended; earlier entries are the client's to invent).
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+        .flatten()
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok());
+    let peer = || {
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip())
+    };
+    forwarded
+        .or_else(peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 #[cfg(test)]

@@ -383,3 +383,47 @@ async fn boards_equal_the_ledger_after_concurrent_claims_and_replays_and_survive
     boards_match_ledger(&reader, &scopes).await;
     let _ = HashMap::<(), ()>::new();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_anonymous_callers_are_limited_by_their_forwarded_address() {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let mut c = config(&base.shard_urls, &redis);
+    // One request per bucket, then about 100 s to refill.
+    c.rate_anon = "0.01/1".parse().expect("spec");
+    let direct = spawn_app_with(c.clone()).await;
+    c.trust_forwarded_for = true;
+    c.redis_prefix = format!("t{}proxied", redis.port);
+    let proxied = spawn_app_with(c).await;
+    // Passing the limiter means reaching auth: 401. Over the limit: 429.
+    assert_eq!(anon(&proxied, "10.0.0.1").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anon(&proxied, "10.0.0.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(anon(&proxied, "10.0.0.2").await, StatusCode::UNAUTHORIZED);
+    // Only the hop the proxy appended counts; what the client put before it does not.
+    assert_eq!(
+        anon(&proxied, "10.9.9.9, 10.0.0.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Not trusted: the header is ignored and every caller here is 127.0.0.1.
+    assert_eq!(anon(&direct, "10.0.0.3").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anon(&direct, "10.0.0.4").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// An unauthenticated request as a proxy would forward it.
+async fn anon(app: &TestApp, forwarded: &str) -> StatusCode {
+    app.call(
+        Method::GET,
+        "/v1/zones/anywhere",
+        None,
+        None,
+        &[("X-Forwarded-For", forwarded)],
+    )
+    .await
+    .status
+}
