@@ -37,7 +37,7 @@ struct ClaimBody {
 /// returns the first answer (200, `Idempotent-Replayed: true`) and never opens a second chest.
 #[utoipa::path(post, path = "/v1/zones/{zone}/claims", tag = "claims",
     params(
-        ("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
+        ("zone" = String, Path, example = "meadow", description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone", pattern = r"^[!-~]{1,255}$"),
     ),
     request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
@@ -64,8 +64,8 @@ async fn claim_any(
 /// Claim one given chest.
 #[utoipa::path(post, path = "/v1/zones/{zone}/chests/{chest_id}/claim", tag = "claims",
     params(
-        ("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
-        ("chest_id" = i64, Path, description = "Chest id (1-based)", minimum = 1),
+        ("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
+        ("chest_id" = i64, Path, example = 1, description = "Chest id (1-based)", minimum = 1),
         ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII, unique per player and zone", pattern = r"^[!-~]{1,255}$"),
     ),
     request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),

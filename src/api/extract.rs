@@ -37,7 +37,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// A JSON body that may be absent: an empty body gives `T::default()`.
+/// A JSON body that may be absent: an empty body, or JSON `null`, gives `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -56,8 +56,8 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|body| OptionalJson(body.unwrap_or_default()))
             .map_err(|e| match e.classify() {
                 serde_json::error::Category::Data => {
                     ApiError::bad_request("invalid_body", e.to_string())

@@ -72,7 +72,7 @@ fn zone(z: &Option<String>) -> Result<Option<&str>, ApiError> {
 
 /// The top of a board: `chests` (chests opened) or `loot_value` (points by rarity).
 #[utoipa::path(get, path = "/v1/leaderboards/{board}", tag = "leaderboards",
-    params(("board" = String, Path, description = "`chests` or `loot_value`", pattern = "^(chests|loot_value)$"), TopQuery),
+    params(("board" = String, Path, example = "chests", description = "`chests` or `loot_value`", pattern = "^(chests|loot_value)$"), TopQuery),
     responses(
         (status = 200, description = "The board's top entries", body = BoardPage),
         (status = 503, description = "`leaderboard_unavailable`: Redis is off or unreachable", body = ErrorBody),
@@ -102,8 +102,8 @@ async fn top(
 /// One player's rank and score on a board, with the few entries around it.
 #[utoipa::path(get, path = "/v1/leaderboards/{board}/players/{player}", tag = "leaderboards",
     params(
-        ("board" = String, Path, description = "`chests` or `loot_value`", pattern = "^(chests|loot_value)$"),
-        ("player" = String, Path, description = "Player id", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("board" = String, Path, example = "chests", description = "`chests` or `loot_value`", pattern = "^(chests|loot_value)$"),
+        ("player" = String, Path, example = "demo-player", description = "Player id", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
         StandingQuery,
     ),
     responses(

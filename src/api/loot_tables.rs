@@ -35,7 +35,7 @@ struct TableView {
 /// Store a loot table. Changed content makes a new immutable version; chests already
 /// spawned keep the version they were spawned with. Admin only.
 #[utoipa::path(put, path = "/v1/loot-tables/{name}", tag = "loot tables",
-    params(("name" = String, Path, description = "Table name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    params(("name" = String, Path, example = "starter", description = "Table name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     request_body = LootTableSpec,
     responses(
         (status = 200, description = "The table's current version", body = TableVersion),
@@ -54,7 +54,7 @@ async fn put(
 
 /// The latest version of a loot table.
 #[utoipa::path(get, path = "/v1/loot-tables/{name}", tag = "loot tables",
-    params(("name" = String, Path, description = "Table name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    params(("name" = String, Path, example = "starter", description = "Table name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     responses(
         (status = 200, description = "The latest version", body = TableView),
         (status = 404, description = "`loot_table_not_found`", body = ErrorBody),

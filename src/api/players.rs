@@ -33,7 +33,7 @@ const MAX_PAGE: i64 = 500;
 /// A player's claims, newest first, gathered from every shard. Players read their own;
 /// admins anyone's.
 #[utoipa::path(get, path = "/v1/players/{player}/claims", tag = "players",
-    params(("player" = String, Path, description = "Player id, 1-64 of [A-Za-z0-9_-]", pattern = r"^[A-Za-z0-9_-]{1,64}$"), HistoryQuery),
+    params(("player" = String, Path, example = "demo-player", description = "Player id, 1-64 of [A-Za-z0-9_-]", pattern = r"^[A-Za-z0-9_-]{1,64}$"), HistoryQuery),
     responses(
         (status = 200, description = "A page of claims", body = HistoryPage),
         (status = 403, description = "Another player's history", body = ErrorBody),

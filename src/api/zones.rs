@@ -38,7 +38,7 @@ struct SpawnBody {
 /// Spawn chests in a zone (created on first spawn). Admin only. One bulk insert: a million
 /// chests take seconds.
 #[utoipa::path(post, path = "/v1/zones/{zone}/chests", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    params(("zone" = String, Path, example = "meadow", description = "Zone name, `^[a-z0-9][a-z0-9_.:-]{0,63}$`", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     request_body = SpawnBody,
     responses(
         (status = 201, description = "Chests spawned", body = SpawnResult),
@@ -61,7 +61,7 @@ async fn spawn(
 
 /// A zone's totals and seed commitments (O(1) in zone size).
 #[utoipa::path(get, path = "/v1/zones/{zone}", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    params(("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     responses(
         (status = 200, description = "The zone", body = ZoneView),
         (status = 404, description = "`zone_not_found`", body = ErrorBody),
@@ -77,7 +77,7 @@ async fn zone(
 /// Reveal the zone's current server seed (check it against its commitment); later claims
 /// draw from a new epoch with a new commitment. Admin only.
 #[utoipa::path(post, path = "/v1/zones/{zone}/reveal", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    params(("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
     responses(
         (status = 200, description = "The revealed seed and the next commitment", body = RevealResult),
         (status = 403, description = "Not an admin", body = ErrorBody),
@@ -110,7 +110,7 @@ pub const MAX_PAGE: i64 = 1000;
 
 /// A zone's chests in id order, one keyset page at a time.
 #[utoipa::path(get, path = "/v1/zones/{zone}/chests", tag = "zones",
-    params(("zone" = String, Path, description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"), ChestQuery),
+    params(("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"), ChestQuery),
     responses(
         (status = 200, description = "A page of chests", body = ChestPage),
         (status = 404, description = "`zone_not_found`", body = ErrorBody),

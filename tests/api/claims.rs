@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, zone_on};
 
@@ -310,4 +310,23 @@ async fn concurrent_spawns_with_the_same_table_all_succeed() {
                 .expect("count");
         assert_eq!(copies, 1, "one copy of the version per shard");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_body_of_json_null_means_no_body() {
+    let app = spawn_app().await;
+    app.starter().await;
+    app.spawn_zone("null-body", 5, "starter").await;
+    let t = app.token("nully");
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/zones/null-body/claims",
+            Some(&t),
+            Some(Value::Null),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["player"], "nully");
 }
