@@ -5,14 +5,24 @@
 -- $7 claim id (the server-made nonce of the draw), $8 the chest asked for, or NULL for any.
 --
 -- status: opened | replayed | exhausted | already_opened | not_found | stale | retry
-WITH zone AS (
+--
+-- A keyed claim holds a transaction-scoped advisory lock on (zone, player, key) until it
+-- commits, so a retry racing its own first attempt waits for that attempt to finish before
+-- this statement ends. Its snapshot was taken before the wait, so a retry that found nothing
+-- to open (exhausted, already_opened, not_found) looks the key up again afterwards
+-- (sql/claim_by_key.sql) and answers with the first attempt's claim instead of a 409.
+WITH key_lock AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtextextended($1::integer::text || '/' || $3 || '/' || $4::text, 0)) AS held
+    WHERE $4::text IS NOT NULL
+),
+zone AS (
     -- No row: the epoch moved on (a reveal), so the caller's seed is stale and it reloads.
     SELECT 1 + ($5::bigint % greatest(z.chest_count, 1)) AS start
     FROM zones z
     WHERE z.id = $1 AND z.seed_epoch = $2
 ),
 prior AS (
-    SELECT c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at
+    SELECT c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id
     FROM claims c
     WHERE $4::text IS NOT NULL
       AND c.zone_id = $1 AND c.player = $3 AND c.idempotency_key = $4::text
@@ -54,7 +64,7 @@ ins AS (
     WHERE $6::jsonb ? p.loot_table_id::text
     -- A racing retry with the same key: only one inserts; the other opens nothing (retry).
     ON CONFLICT (zone_id, player, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING claim_id, chest_id, seed_epoch, loot, opened_at
+    RETURNING claim_id, chest_id, seed_epoch, loot, opened_at, loot_table_id
 ),
 opened AS (
     DELETE FROM chests ch USING ins
@@ -85,6 +95,11 @@ SELECT
     r.chest_id AS "chest_id?",
     r.seed_epoch AS "seed_epoch?",
     r.loot AS "loot?",
-    r.opened_at AS "opened_at?"
+    r.opened_at AS "opened_at?",
+    lt.name AS "loot_table?",
+    lt.version AS "loot_table_version?"
 FROM (SELECT 1) AS one
+-- Joined so the lock is taken whatever else the statement finds.
+LEFT JOIN key_lock ON true
 LEFT JOIN (SELECT * FROM prior UNION ALL SELECT * FROM ins) AS r ON true
+LEFT JOIN loot_tables lt ON lt.id = r.loot_table_id

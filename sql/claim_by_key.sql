@@ -1,4 +1,7 @@
--- The claim an idempotency key already produced (after a racing retry won the insert).
-SELECT claim_id, chest_id, seed_epoch, loot, opened_at
-FROM claims
-WHERE zone_id = $1 AND player = $2 AND idempotency_key = $3
+-- The claim an idempotency key already produced: after a racing retry won the insert, or
+-- after this claim waited on the key's lock for an attempt still in flight.
+SELECT c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at,
+       lt.name AS loot_table, lt.version AS loot_table_version
+FROM claims c
+JOIN loot_tables lt ON lt.id = c.loot_table_id
+WHERE c.zone_id = $1 AND c.player = $2 AND c.idempotency_key = $3

@@ -1,7 +1,9 @@
 -- One shard's part of a player's history, newest first, after a keyset cursor.
-SELECT c.claim_id, z.name AS zone, c.chest_id, c.seed_epoch, c.loot, c.opened_at
+SELECT c.claim_id, z.name AS zone, c.chest_id, c.seed_epoch, c.loot, c.opened_at,
+       lt.name AS loot_table, lt.version AS loot_table_version
 FROM claims c
 JOIN zones z ON z.id = c.zone_id
+JOIN loot_tables lt ON lt.id = c.loot_table_id
 WHERE c.player = $1 AND (c.opened_at, c.claim_id) < ($2, $3)
 ORDER BY c.opened_at DESC, c.claim_id DESC
 LIMIT $4

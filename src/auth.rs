@@ -105,7 +105,7 @@ impl JwtKeys {
         let claims = TokenClaims {
             sub: player.to_owned(),
             role,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
             iat: now,
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| Error::Internal(e.to_string()))?;
@@ -152,7 +152,7 @@ impl JwtKeys {
             .ok()
             .and_then(|p| serde_json::from_slice(&p).ok())
             .ok_or_else(|| bad("token claims are malformed (need sub, role, exp)"))?;
-        if claims.exp + LEEWAY_SECS < chrono::Utc::now().timestamp() {
+        if claims.exp.saturating_add(LEEWAY_SECS) < chrono::Utc::now().timestamp() {
             return Err(Error::unauthorized("token_expired", "token has expired"));
         }
         if !valid_player_id(&claims.sub) {
@@ -188,9 +188,17 @@ pub fn parse_ttl(s: &str) -> Result<i64> {
         }
     };
     n.checked_mul(mult)
-        .filter(|&t| t > 0)
-        .ok_or_else(|| Error::invalid("invalid_ttl", format!("bad ttl {s:?}")))
+        .filter(|t| (1..=MAX_TTL_SECS).contains(t))
+        .ok_or_else(|| {
+            Error::invalid(
+                "invalid_ttl",
+                format!("ttl {s:?} must be 1 second to 10 years"),
+            )
+        })
 }
+
+/// Longest token lifetime `trove token` issues: ten years.
+pub const MAX_TTL_SECS: i64 = 10 * 366 * 86400;
 
 #[cfg(test)]
 mod tests {
@@ -250,5 +258,7 @@ mod tests {
         assert_eq!(parse_ttl("2d").ok(), Some(172800));
         assert!(parse_ttl("0s").is_err());
         assert!(parse_ttl("5y").is_err());
+        assert!(parse_ttl("99999999999999d").is_err());
+        assert!(parse_ttl("3660d").is_ok() && parse_ttl("3661d").is_err());
     }
 }

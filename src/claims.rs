@@ -24,6 +24,10 @@ pub struct Claim {
     pub opened_at: DateTime<Utc>,
     /// The seed epoch the draw used; with the revealed seed anyone can replay it.
     pub seed_epoch: i32,
+    /// The loot table version the chest was spawned with (`GET /v1/loot-tables/{name}?version=`),
+    /// the last input anyone needs to replay the draw.
+    pub loot_table: String,
+    pub loot_table_version: i32,
 }
 
 /// The result of a claim request.
@@ -111,6 +115,8 @@ impl Engine {
                     row.loot.clone(),
                     row.opened_at,
                     row.seed_epoch,
+                    row.loot_table.clone(),
+                    row.loot_table_version,
                 ) {
                     (
                         Some(claim_id),
@@ -118,6 +124,8 @@ impl Engine {
                         Some(loot),
                         Some(opened_at),
                         Some(seed_epoch),
+                        Some(loot_table),
+                        Some(loot_table_version),
                     ) => Ok(Claim {
                         claim_id,
                         zone: zone.to_owned(),
@@ -126,6 +134,8 @@ impl Engine {
                         loot,
                         opened_at,
                         seed_epoch,
+                        loot_table,
+                        loot_table_version,
                     }),
                     _ => Err(Error::Internal("claim statement returned no claim".into())),
                 }
@@ -138,40 +148,28 @@ impl Engine {
                     })
                 }
                 "replayed" => return self.replay(recorded()?, chest),
-                "exhausted" => return Err(Error::ZoneExhausted(zone.to_owned())),
-                "already_opened" => {
-                    return Err(Error::ChestAlreadyOpened {
-                        zone: zone.to_owned(),
-                        chest_id: chest.unwrap_or_default(),
-                    })
-                }
-                "not_found" => {
-                    return Err(Error::ChestNotFound {
-                        zone: zone.to_owned(),
-                        chest_id: chest.unwrap_or_default(),
-                    })
-                }
-                "retry" => {
-                    // Either a racing retry with our key committed first, or the chest's loot
-                    // table is newer than our cached view. The first is answered by the ledger.
+                "exhausted" | "already_opened" | "not_found" | "retry" => {
+                    // With a key, the first attempt may have committed while this statement
+                    // waited on the key's lock (or won a racing insert): then its claim is
+                    // the answer. Without one, or when the key opened nothing, the refusal
+                    // stands ("retry" alone means our cached zone view is stale).
                     if let Some(key) = idempotency_key {
-                        let prior = sqlx::query_file!("sql/claim_by_key.sql", info.id, player, key)
-                            .fetch_optional(&mut *shard.acquire().await?)
-                            .await
-                            .map_err(|e| shard.db_error(e))?;
-                        if let Some(p) = prior {
-                            let claim = Claim {
-                                claim_id: p.claim_id,
-                                zone: zone.to_owned(),
-                                chest_id: p.chest_id,
-                                player: player.to_owned(),
-                                loot: p.loot,
-                                opened_at: p.opened_at,
-                                seed_epoch: p.seed_epoch,
-                            };
-                            return self.replay(claim, chest);
+                        if let Some(prior) = self.claim_by_key(info.id, zone, player, key).await? {
+                            return self.replay(prior, chest);
                         }
                     }
+                    return Err(match row.status.as_str() {
+                        "exhausted" => Error::ZoneExhausted(zone.to_owned()),
+                        "already_opened" => Error::ChestAlreadyOpened {
+                            zone: zone.to_owned(),
+                            chest_id: chest.unwrap_or_default(),
+                        },
+                        "not_found" => Error::ChestNotFound {
+                            zone: zone.to_owned(),
+                            chest_id: chest.unwrap_or_default(),
+                        },
+                        _ => continue,
+                    });
                 }
                 "stale" => {}
                 other => return Err(Error::Internal(format!("unknown claim status {other:?}"))),
@@ -180,6 +178,32 @@ impl Engine {
         Err(Error::Internal(format!(
             "zone {zone:?} kept changing under the claim; gave up after {ATTEMPTS} attempts"
         )))
+    }
+
+    /// The claim an idempotency key already produced in a zone, read with a fresh snapshot.
+    async fn claim_by_key(
+        &self,
+        zone_id: i32,
+        zone: &str,
+        player: &str,
+        key: &str,
+    ) -> Result<Option<Claim>> {
+        let shard = self.shards.for_zone(zone);
+        let prior = sqlx::query_file!("sql/claim_by_key.sql", zone_id, player, key)
+            .fetch_optional(&mut *shard.acquire().await?)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+        Ok(prior.map(|p| Claim {
+            claim_id: p.claim_id,
+            zone: zone.to_owned(),
+            chest_id: p.chest_id,
+            player: player.to_owned(),
+            loot: p.loot,
+            opened_at: p.opened_at,
+            seed_epoch: p.seed_epoch,
+            loot_table: p.loot_table,
+            loot_table_version: p.loot_table_version,
+        }))
     }
 
     /// A replay must answer the same request: a key first used on another chest is refused.
@@ -281,6 +305,8 @@ impl Engine {
                                 loot: r.loot,
                                 opened_at: r.opened_at,
                                 seed_epoch: r.seed_epoch,
+                                loot_table: r.loot_table,
+                                loot_table_version: r.loot_table_version,
                             })
                             .collect::<Vec<_>>()
                     })

@@ -205,13 +205,22 @@ impl Engine {
 
     /// The newest version of a loot table, read from its home shard.
     pub async fn latest_loot_table(&self, name: &str) -> Result<LootTable> {
+        self.loot_table(name, None).await
+    }
+
+    /// One version of a loot table (the newest when `version` is None), from its home shard,
+    /// which keeps every version: replaying an old claim needs the one its chest kept.
+    pub async fn loot_table(&self, name: &str, version: Option<i32>) -> Result<LootTable> {
         validate_table_name(name)?;
         let shard = self.shards.for_loot_table(name);
-        let row = sqlx::query_file!("sql/loot_table_latest.sql", name)
+        let row = sqlx::query_file!("sql/loot_table_version.sql", name, version)
             .fetch_optional(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?
-            .ok_or_else(|| Error::LootTableNotFound(name.to_owned()))?;
+            .ok_or_else(|| match version {
+                Some(v) => Error::LootTableNotFound(format!("{name} version {v}")),
+                None => Error::LootTableNotFound(name.to_owned()),
+            })?;
         Ok(LootTable {
             id: row.id,
             name: row.name,

@@ -41,6 +41,8 @@ pub fn validate_zone_name(zone: &str) -> Result<()> {
 pub struct ZoneInfo {
     pub id: i32,
     pub epoch: i32,
+    /// A fairness-probe zone: its claims stay out of leaderboards and claim metrics.
+    pub synthetic: bool,
     pub seed: Vec<u8>,
     pub tables: Vec<Arc<LootTable>>,
 }
@@ -101,8 +103,9 @@ pub struct ZoneView {
     pub seed_epoch: i32,
     /// SHA-256 (hex) of the current epoch's secret seed.
     pub seed_commitment: String,
-    /// The current epoch's seed: always null, since a reveal starts a new epoch; revealed
-    /// seeds are listed in `epochs`.
+    /// The most recently revealed seed (hex), null until the first reveal. A reveal starts
+    /// a new epoch, so this is the previous epoch's seed; `epochs` lists every epoch's
+    /// commitment and, once revealed, its seed.
     pub seed: Option<String>,
     pub epochs: Vec<EpochView>,
 }
@@ -142,6 +145,12 @@ pub struct ChestPage {
 }
 
 impl Engine {
+    /// Whether a zone this instance has claimed in is synthetic (from the cache only: an
+    /// unknown zone counts as real).
+    pub fn is_synthetic(&self, zone: &str) -> bool {
+        self.zones.get(zone).is_some_and(|z| z.synthetic)
+    }
+
     /// The cached draw material of a zone, loaded from its shard on a miss or when `reload`.
     pub async fn zone_info(&self, zone: &str, reload: bool) -> Result<Arc<ZoneInfo>> {
         if !reload {
@@ -182,6 +191,7 @@ impl Engine {
         let info = Arc::new(ZoneInfo {
             id: row.id,
             epoch: row.seed_epoch,
+            synthetic: row.synthetic,
             seed: row.seed,
             tables,
         });
@@ -316,7 +326,12 @@ impl Engine {
                 seed: e.seed.map(hex::encode),
                 revealed_at: e.revealed_at,
             })
-            .collect();
+            .collect::<Vec<EpochView>>();
+        let seed = epochs
+            .iter()
+            .filter(|e| e.seed.is_some())
+            .max_by_key(|e| e.epoch)
+            .and_then(|e| e.seed.clone());
         Ok(ZoneView {
             zone: zone.to_owned(),
             shard: shard.index,
@@ -325,9 +340,42 @@ impl Engine {
             remaining: row.chest_count - row.opened,
             seed_epoch: row.seed_epoch,
             seed_commitment: hex::encode(row.commitment),
-            seed: None,
+            seed,
             epochs,
         })
+    }
+
+    /// Deletes the synthetic (probe) zones created before `before` on every shard, with all
+    /// their rows, and returns how many went. Real zones are never deleted. Each shard works
+    /// in batches so no transaction grows with the number of old probe zones.
+    pub async fn delete_synthetic_zones(&self, before: DateTime<Utc>) -> Result<u64> {
+        const BATCH: i64 = 100;
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in self.shards.all() {
+            let (shard, zones) = (shard.clone(), self.zones.clone());
+            tasks.spawn(async move {
+                let mut deleted = 0u64;
+                loop {
+                    let names =
+                        sqlx::query_file_scalar!("sql/synthetic_zones_delete.sql", before, BATCH)
+                            .fetch_all(&mut *shard.acquire().await?)
+                            .await
+                            .map_err(|e| shard.db_error(e))?;
+                    for name in &names {
+                        zones.forget(name);
+                    }
+                    deleted += names.len() as u64;
+                    if (names.len() as i64) < BATCH {
+                        return Ok::<u64, Error>(deleted);
+                    }
+                }
+            });
+        }
+        let mut total = 0;
+        while let Some(joined) = tasks.join_next().await {
+            total += joined.map_err(|e| Error::Internal(format!("cleanup task: {e}")))??;
+        }
+        Ok(total)
     }
 
     /// Reveals the current epoch's seed and commits to a fresh one for the claims after it.

@@ -1,13 +1,13 @@
 //! `PUT /v1/loot-tables/{name}` (admin) and `GET /v1/loot-tables/{name}`.
 
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
@@ -52,19 +52,36 @@ async fn put(
     Ok(axum::Json(TableVersion { name, version }))
 }
 
-/// The latest version of a loot table.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct VersionQuery {
+    /// A version (a claim's `loot_table_version`); default the latest.
+    #[param(minimum = 1)]
+    version: Option<i32>,
+}
+
+/// A loot table: the latest version, or the one asked for (every version is kept, so any
+/// claim's draw can be replayed).
 #[utoipa::path(get, path = "/v1/loot-tables/{name}", tag = "loot tables",
-    params(("name" = String, Path, example = "starter", description = "Table name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    params(("name" = String, Path, example = "starter", description = "Table name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"), VersionQuery),
     responses(
-        (status = 200, description = "The latest version", body = TableView),
+        (status = 200, description = "The version asked for, or the latest", body = TableView),
         (status = 404, description = "`loot_table_not_found`", body = ErrorBody),
     ))]
 async fn latest(
     State(state): State<AppState>,
     _caller: Caller,
     Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
 ) -> Result<axum::Json<TableView>, ApiError> {
-    let t = state.engine.latest_loot_table(&name).await?;
+    if q.version.is_some_and(|v| v < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "version must be >= 1",
+        ));
+    }
+    let t = state.engine.loot_table(&name, q.version).await?;
     Ok(axum::Json(TableView {
         name: t.name,
         version: t.version,

@@ -63,6 +63,46 @@ async fn thousand_concurrent_claims_on_a_hundred_chests_open_each_exactly_once()
     );
 }
 
+/// A client that gave up on its first attempt retries while that attempt still holds the
+/// zone's last chest: the retry must wait for it and answer with its claim, not a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_while_the_first_attempt_holds_the_last_chest_replays_it() {
+    let app = Arc::new(spawn_app().await);
+    app.starter().await;
+    let zone = zone_on(0, "last-chest");
+    app.spawn_zone(&zone, 1, "starter").await;
+    // The first attempt of `slowpoke` stays in its transaction (chest locked) for a while.
+    let mut db = app.shard_db(0).await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+         CREATE TRIGGER slow AFTER INSERT ON claims FOR EACH ROW
+         WHEN (NEW.player = 'slowpoke') EXECUTE FUNCTION slow();",
+    )
+    .execute(&mut db)
+    .await
+    .expect("slow trigger");
+    let token = app.token("slowpoke");
+    let first = {
+        let (app, zone, token) = (Arc::clone(&app), zone.clone(), token.clone());
+        tokio::spawn(async move { app.claim(&zone, &token, Some("k1")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Meanwhile another player finds nothing to open: the only chest is taken.
+    let other = app.claim(&zone, &app.token("other"), None).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::CONFLICT, "zone_exhausted")
+    );
+    let retry = app.claim(&zone, &token, Some("k1")).await;
+    let first = first.await.expect("first attempt");
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    assert_eq!(retry.status, StatusCode::OK, "{:?}", retry.body);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    assert_eq!(retry.body, first.body);
+    assert_eq!(app.ledger_count(&zone).await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_retries_on_twenty_keys_open_exactly_twenty_chests() {
     let app = Arc::new(spawn_app().await);

@@ -50,14 +50,47 @@ async fn revealed_seeds_replay_every_draw_and_verify_catches_tampering() {
     let after = app.zone(&zone).await;
     assert_ne!(after["seed_commitment"], json!(commitment));
     assert_eq!(after["epochs"][0]["seed"], revealed.body["seed"]);
+    assert_eq!(after["seed"], revealed.body["seed"]);
 
-    // Anyone with the revealed seed replays each claim's loot from its public fields.
-    let table = app
-        .engine
-        .latest_loot_table("starter")
-        .await
-        .expect("table");
+    // The table changes after the draws: a new version, which changes nothing already drawn.
+    let changed = app
+        .call(
+            Method::PUT,
+            "/v1/loot-tables/starter",
+            Some(&admin),
+            Some(json!({"entries": [{"item": "rock", "weight": 1, "min_qty": 1, "max_qty": 1, "rarity": "common"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(changed.body["version"], 2);
+
+    // Anyone with the revealed seed replays each claim's loot from its public fields and the
+    // loot table version it names, all read through the API.
+    let version = app
+        .call(
+            Method::GET,
+            "/v1/loot-tables/starter?version=1",
+            Some(&app.token("anyone")),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(version.status, StatusCode::OK);
+    let table = trove::loot::LootTable {
+        id: 0,
+        name: "starter".into(),
+        version: 1,
+        spec: serde_json::from_value(json!({
+            "entries": version.body["entries"],
+            "rolls": version.body["rolls"],
+        }))
+        .expect("table spec"),
+    };
     for c in &claims {
+        assert_eq!(
+            (&c["loot_table"], &c["loot_table_version"]),
+            (&json!("starter"), &json!(1))
+        );
         let id = uuid::Uuid::parse_str(c["claim_id"].as_str().expect("id")).expect("uuid");
         let draw = Draw::new(&seed, &zone, c["player"].as_str().expect("player"), id);
         assert_eq!(json!(draw.loot(&table)), c["loot"]);
