@@ -15,6 +15,7 @@
 //!   limits), rebuilt from the ledger; Trove keeps working without it.
 //! - [`api`]: the axum HTTP API, its OpenAPI description, request ids and limits.
 //! - [`metrics`]: Prometheus metrics of one instance (`GET /metrics`).
+//! - [`probe`]: the fairness probe, proving zero dupes and zero lost claims from outside.
 //! - [`local`]: the zero-setup local stack (private PostgreSQL clusters, demo world).
 //! - [`config`]: `TROVE_*` settings shared by every subcommand.
 
@@ -29,6 +30,7 @@ pub mod leaderboards;
 pub mod local;
 pub mod loot;
 pub mod metrics;
+pub mod probe;
 pub mod ratelimit;
 pub mod realtime;
 pub mod redis_client;

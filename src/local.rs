@@ -350,13 +350,19 @@ impl LocalStack {
     }
 }
 
+/// The local stack's token secret, if its data dir has one (for tools that talk to a running
+/// local Trove, like `trove probe`).
+pub fn read_secret(data_dir: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(data_dir.join("jwt-secret")).ok()?;
+    let s = s.trim();
+    (s.len() >= 16).then(|| s.to_owned())
+}
+
 /// The token secret kept in the data dir, created on first use.
 fn secret_in(data_dir: &Path) -> Result<String> {
     let path = data_dir.join("jwt-secret");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        if s.trim().len() >= 16 {
-            return Ok(s.trim().to_owned());
-        }
+    if let Some(s) = read_secret(data_dir) {
+        return Ok(s);
     }
     let secret = hex::encode(crate::fairness::new_server_seed().map_err(LocalError::Seed)?);
     use std::os::unix::fs::OpenOptionsExt;

@@ -50,6 +50,53 @@ enum Command {
         #[command(subcommand)]
         action: BoardAction,
     },
+    /// The fairness probe: synthetic chests on every shard, raced for through the public API,
+    /// checked for duplicates and lost claims (README, "The fairness probe").
+    Probe(ProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// Trove's base URL [default: http:// and TROVE_LISTEN].
+    #[arg(long, env = "TROVE_PROBE_URL")]
+    url: Option<String>,
+    /// An admin token [default: made from TROVE_JWT_SECRET, or the local stack's secret].
+    #[arg(long, env = "TROVE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Run one round, print it, exit 1 on any violation.
+    #[arg(long)]
+    once: bool,
+    /// Synthetic chests per shard per round (S).
+    #[arg(long, default_value_t = 20)]
+    chests: usize,
+    /// Synthetic players claiming per shard per round (C, more than S).
+    #[arg(long, default_value_t = 60)]
+    claimers: usize,
+    /// Players that send their claim twice at once with one idempotency key.
+    #[arg(long, default_value_t = 10)]
+    racing: usize,
+    /// Players that drop their first response and retry with the same key.
+    #[arg(long, default_value_t = 10)]
+    dropped: usize,
+    /// Do not watch the probe zones over WebSocket.
+    #[arg(long)]
+    no_websocket: bool,
+    /// Pause between rounds.
+    #[arg(long, default_value = "30s")]
+    interval: String,
+    /// Reporting window.
+    #[arg(long, default_value = "15m")]
+    window: String,
+    /// Delete synthetic zones older than this.
+    #[arg(long, default_value = "1h")]
+    retention: String,
+    /// Where the probe serves its own /metrics.
+    #[arg(
+        long,
+        env = "TROVE_PROBE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9465"
+    )]
+    metrics_listen: std::net::SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +115,10 @@ async fn main() -> anyhow::Result<()> {
         // Needs no shard: answered before any local stack would start.
         println!("{}", trove::api::openapi().to_pretty_json()?);
         return Ok(());
+    }
+    if let Command::Probe(args) = command {
+        // An outside client of a running Trove: it never starts a stack of its own.
+        return probe(args, &config).await;
     }
 
     // No shards configured: run on the private local stack (started here, stopped on exit).
@@ -180,7 +231,7 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             Ok(())
         }
         Command::Serve => serve(config, keys()?, local).await,
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Probe(_) => Ok(()),
     }
 }
 
@@ -213,6 +264,70 @@ async fn serve(config: &Config, keys: JwtKeys, local: Option<&LocalStack>) -> an
     println!("Trove listening on http://{}", app.local_addr()?);
     app.serve(shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn probe(args: ProbeArgs, config: &Config) -> anyhow::Result<()> {
+    let seconds = |s: &str, what: &str| -> anyhow::Result<std::time::Duration> {
+        let n = parse_ttl(s).with_context(|| format!("--{what}"))?;
+        Ok(std::time::Duration::from_secs(n.unsigned_abs()))
+    };
+    let opts = trove::probe::ProbeOptions {
+        chests: args.chests,
+        claimers: args.claimers,
+        racing: args.racing,
+        dropped: args.dropped,
+        websocket: !args.no_websocket,
+        interval: seconds(&args.interval, "interval")?,
+        window: seconds(&args.window, "window")?,
+        retention: seconds(&args.retention, "retention")?,
+    };
+    let url = args.url.unwrap_or_else(|| {
+        let mut addr = config.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    });
+    let token = match args.admin_token {
+        Some(t) => t,
+        None => {
+            // Same secret the server uses: configured, or the local stack's (read, never made).
+            let secret = match &config.jwt_secret {
+                Some(s) => s.clone(),
+                None if config.shards.is_empty() => {
+                    let dir = config
+                        .data_dir
+                        .clone()
+                        .unwrap_or_else(trove::local::default_data_dir);
+                    trove::local::read_secret(&dir).with_context(|| {
+                        format!(
+                            "no --admin-token, no TROVE_JWT_SECRET, and no local stack secret in {}",
+                            dir.display()
+                        )
+                    })?
+                }
+                None => bail!("--admin-token or TROVE_JWT_SECRET is required"),
+            };
+            JwtKeys::new(secret.as_bytes())?.issue("trove-probe", Role::Admin, 86400)?
+        }
+    };
+    let probe = trove::probe::Probe::new(&url, &token, opts)?;
+    if args.once {
+        let report = probe
+            .round(1)
+            .await
+            .with_context(|| format!("the probe round against {url} could not run"))?;
+        for v in &report.violations {
+            println!("VIOLATION {} in zone {}: {}", v.kind, v.zone, v.detail);
+        }
+        println!("{}", trove::probe::summary(&report));
+        if !report.is_clean() {
+            bail!("the probe found {} violation(s)", report.violations.len());
+        }
+        return Ok(());
+    }
+    probe.run(args.metrics_listen, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -37,6 +37,9 @@ pub struct Series {
     pub claims: IntCounterVec,
     /// `trove_claim_duration_seconds{shard}`: the claim statement's round trip, all outcomes.
     pub claim_seconds: HistogramVec,
+    /// `trove_synthetic_claims_total{outcome, shard}`: claims in synthetic (fairness probe)
+    /// zones, kept apart so the probe never shows up on the real claim dashboards.
+    pub synthetic_claims: IntCounterVec,
     /// `trove_http_requests_total{route, method, status_class}`.
     pub http_requests: IntCounterVec,
     /// `trove_http_request_duration_seconds{route, method}`.
@@ -86,6 +89,11 @@ impl Metrics {
             &["shard"],
             CLAIM_BUCKETS,
         )?;
+        let synthetic_claims = counter(
+            "trove_synthetic_claims_total",
+            "Claim requests in synthetic (fairness probe) zones, by outcome and shard.",
+            &["outcome", "shard"],
+        )?;
         let http_requests = counter(
             "trove_http_requests_total",
             "HTTP requests by route template, method and status class.",
@@ -123,6 +131,7 @@ impl Metrics {
             registry,
             claims,
             claim_seconds,
+            synthetic_claims,
             http_requests,
             http_seconds,
             ws_messages_sent,
@@ -132,9 +141,15 @@ impl Metrics {
         })))
     }
 
-    /// Counts one claim request.
-    pub fn claim(&self, outcome: &str, shard: usize, seconds: Option<f64>) {
+    /// Counts one claim request; `synthetic` ones (probe zones) only in their own counter.
+    pub fn claim(&self, outcome: &str, shard: usize, seconds: Option<f64>, synthetic: bool) {
         let shard = shard.to_string();
+        if synthetic {
+            self.synthetic_claims
+                .with_label_values(&[outcome, &shard])
+                .inc();
+            return;
+        }
         self.claims.with_label_values(&[outcome, &shard]).inc();
         if let Some(s) = seconds {
             self.claim_seconds.with_label_values(&[&shard]).observe(s);
@@ -192,8 +207,9 @@ mod tests {
     #[test]
     fn renders_recorded_and_sampled_series_in_text_format() {
         let m = Metrics::new().expect("metrics");
-        m.claim("opened", 1, Some(0.004));
-        m.claim("zone_exhausted", 0, None);
+        m.claim("opened", 1, Some(0.004), false);
+        m.claim("zone_exhausted", 0, None, false);
+        m.claim("opened", 0, Some(0.004), true);
         let mut s = Sample::default();
         s.gauge(
             "trove_shard_up",
@@ -207,6 +223,10 @@ mod tests {
         let text = m.render(s).expect("render");
         assert!(text.contains("trove_claims_total{outcome=\"opened\",shard=\"1\"} 1"));
         assert!(text.contains("trove_claims_total{outcome=\"zone_exhausted\",shard=\"0\"} 1"));
+        // The probe's claim is counted apart: not in trove_claims_total, not in the latency.
+        assert!(!text.contains("trove_claims_total{outcome=\"opened\",shard=\"0\"}"));
+        assert!(text.contains("trove_synthetic_claims_total{outcome=\"opened\",shard=\"0\"} 1"));
+        assert!(!text.contains("trove_claim_duration_seconds_count{shard=\"0\"}"));
         assert!(text.contains("trove_claim_duration_seconds_bucket{shard=\"1\",le=\"0.005\"} 1"));
         assert!(text.contains("trove_claim_duration_seconds_bucket{shard=\"1\",le=\"0.003\"} 0"));
         assert!(text.contains("trove_shard_up{shard=\"0\"} 1"));

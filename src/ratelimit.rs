@@ -231,7 +231,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
                 // `/v1/zones/{zone}/…`: count the refused claim on its zone's shard.
                 let zone = req.uri().path().split('/').nth(3).unwrap_or_default();
                 let shard = state.engine.shards.for_zone(zone).index;
-                state.metrics.claim("rate_limited", shard, None);
+                state.metrics.claim("rate_limited", shard, None, false);
             }
             ApiError::from(e).into_response()
         }

@@ -115,7 +115,8 @@ async fn claim(
     };
     // Latency only of claims the shard answered: fast refusals would flatter it.
     let seconds = answered.then(|| started.elapsed().as_secs_f64());
-    state.metrics.claim(outcome, shard, seconds);
+    let synthetic = state.engine.is_synthetic(&zone);
+    state.metrics.claim(outcome, shard, seconds, synthetic);
     let outcome = result?;
     let status = if outcome.replayed {
         StatusCode::OK

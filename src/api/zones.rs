@@ -19,6 +19,49 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(zone))
         .routes(routes!(spawn, chests))
         .routes(routes!(reveal))
+        .routes(routes!(delete_synthetic))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct CleanupQuery {
+    /// Delete synthetic zones created more than this many seconds ago (default 3600, at
+    /// most ten years).
+    #[param(minimum = 0, maximum = 315_360_000)]
+    older_than_secs: Option<i64>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct CleanupResult {
+    /// Synthetic zones deleted, over all shards.
+    deleted: u64,
+}
+
+/// Delete old synthetic (fairness probe) zones with all their chests and claims. Real zones
+/// are never deleted. Admin only; the probe calls it after its retention period.
+#[utoipa::path(delete, path = "/v1/synthetic-zones", tag = "zones",
+    params(CleanupQuery),
+    responses(
+        (status = 200, description = "How many synthetic zones were deleted", body = CleanupResult),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ))]
+async fn delete_synthetic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<CleanupQuery>,
+) -> Result<axum::Json<CleanupResult>, ApiError> {
+    caller.require_admin()?;
+    let secs = q.older_than_secs.unwrap_or(3600);
+    if !(0..=315_360_000).contains(&secs) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "older_than_secs must be 0 to 315360000",
+        ));
+    }
+    let before = chrono::Utc::now() - chrono::Duration::seconds(secs);
+    let deleted = state.engine.delete_synthetic_zones(before).await?;
+    Ok(axum::Json(CleanupResult { deleted }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -7,6 +7,7 @@ mod bad_input;
 mod claims;
 mod fairness;
 mod ops;
+mod probe;
 mod realtime;
 mod redis;
 mod shards;

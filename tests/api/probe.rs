@@ -1,0 +1,207 @@
+//! The fairness probe: `trove probe --once` (the real binary, over HTTP and WebSocket) passes
+//! against a healthy Trove and names the violation when the database is deliberately broken;
+//! old synthetic zones are deleted and real ones never are.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, zone_on, TestApp};
+
+/// Runs the real binary (async: the app under test serves on this test's runtime).
+async fn probe_once(app: &TestApp, extra: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args([
+            "probe",
+            "--once",
+            "--url",
+            &app.base,
+            "--admin-token",
+            &app.admin(),
+        ])
+        .args(extra)
+        .env_remove("TROVE_SHARDS")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run trove probe");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Runs `sql` on every shard of the app.
+async fn on_every_shard(app: &TestApp, sql: &str) {
+    for i in 0..app.shard_urls.len() {
+        let mut db = app.shard_db(i).await;
+        sqlx::raw_sql(sql).execute(&mut db).await.expect("tamper");
+    }
+}
+
+#[tokio::test]
+async fn the_probe_passes_on_a_healthy_stack_and_stays_off_real_metrics() {
+    let app = spawn_app().await;
+    let (ok, out) = probe_once(&app, &[]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("2 shard(s), 40 chests") && out.contains(": 0 violation(s)"),
+        "{out}"
+    );
+
+    // Synthetic claims are counted apart from real ones.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics.contains("trove_claims_total{outcome=\"opened\""),
+        "probe claims leaked into trove_claims_total"
+    );
+    let synthetic_opened: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("trove_synthetic_claims_total{outcome=\"opened\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(synthetic_opened, 40.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn the_probe_names_a_chest_opened_twice() {
+    let app = spawn_app().await;
+    // Break the zero-dupe promise on purpose: no primary key on the ledger, and every opened
+    // chest put straight back.
+    on_every_shard(
+        &app,
+        "ALTER TABLE claims DROP CONSTRAINT claims_pkey;
+         CREATE FUNCTION reopen() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO chests VALUES (OLD.zone_id, OLD.chest_id, OLD.loot_table_id);
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER reopen AFTER DELETE ON chests FOR EACH ROW EXECUTE FUNCTION reopen();",
+    )
+    .await;
+    let (ok, out) = probe_once(&app, &["--no-websocket"]).await;
+    assert!(!ok, "the probe passed a double-opening database:\n{out}");
+    assert!(out.contains("VIOLATION duplicate_chest"), "{out}");
+    assert!(out.contains("the probe found"), "{out}");
+}
+
+#[tokio::test]
+async fn the_probe_names_an_acknowledged_claim_the_ledger_lost() {
+    let app = spawn_app().await;
+    // Every ledger row vanishes once its claim has been answered.
+    on_every_shard(
+        &app,
+        "CREATE FUNCTION forget() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             DELETE FROM claims WHERE zone_id = NEW.zone_id AND chest_id = NEW.chest_id;
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER forget AFTER INSERT ON claims FOR EACH ROW EXECUTE FUNCTION forget();",
+    )
+    .await;
+    let (ok, out) = probe_once(&app, &[]).await;
+    assert!(!ok, "the probe passed a database that loses claims:\n{out}");
+    assert!(out.contains("VIOLATION lost_claim"), "{out}");
+    assert!(out.contains("VIOLATION event_mismatch"), "{out}");
+}
+
+#[tokio::test]
+async fn old_synthetic_zones_are_deleted_and_real_ones_never() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let admin = app.admin();
+    let real = zone_on(0, "real");
+    let synthetic = zone_on(1, "probe.synthetic");
+    assert_eq!(
+        app.spawn_zone(&real, 5, "starter").await.status,
+        StatusCode::CREATED
+    );
+    let spawned = app
+        .call(
+            Method::POST,
+            &format!("/v1/zones/{synthetic}/chests"),
+            Some(&admin),
+            Some(json!({"count": 5, "loot_table": "starter", "synthetic": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(spawned.status, StatusCode::CREATED);
+    for zone in [&real, &synthetic] {
+        let r = app
+            .call(
+                Method::POST,
+                &format!("/v1/zones/{zone}/claims"),
+                Some(&admin),
+                Some(json!({"player": "p1"})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+
+    // Players may not delete; a young zone stays.
+    let path = "/v1/synthetic-zones?older_than_secs=3600";
+    let player = app.token("p1");
+    let r = app
+        .call(Method::DELETE, path, Some(&player), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .call(Method::DELETE, path, Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::OK, &json!({"deleted": 0}))
+    );
+    let r = app
+        .call(
+            Method::DELETE,
+            "/v1/synthetic-zones?older_than_secs=-1",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+
+    let r = app
+        .call(
+            Method::DELETE,
+            "/v1/synthetic-zones?older_than_secs=0",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::OK, &json!({"deleted": 1}))
+    );
+    assert_eq!(app.zone(&synthetic).await["error"], "zone_not_found");
+    assert_eq!(app.ledger_count(&synthetic).await, 0);
+    let mut db = app.shard_db(1).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM chests")
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "the synthetic zone's chests were left behind");
+    // The real zone, its chests and its ledger are untouched.
+    let z = app.zone(&real).await;
+    assert_eq!(
+        (z["total"].as_i64(), z["opened"].as_i64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(app.ledger_count(&real).await, 1);
+}
