@@ -1,105 +1,160 @@
--- Open one chest in one zone: ONE statement, so one round trip and one short transaction.
+-- Open chests: a batch of claims on one shard (one claim is a batch of one) in ONE statement,
+-- so one round trip and one short transaction for all of them.
 --
--- $1 zone id, $2 the seed epoch the caller drew with, $3 player, $4 idempotency key or NULL,
--- $5 the draw's 63-bit start value, $6 loot pre-rolled per loot table id ({"<id>": [...]}),
--- $7 claim id (the server-made nonce of the draw), $8 the chest asked for, or NULL for any.
+-- Arrays of equal length, one element per claim:
+-- $1 zone ids, $2 the seed epoch each caller drew with, $3 players, $4 idempotency keys (NULL:
+-- none), $5 the draws' 63-bit start values, $6 loot pre-rolled per loot table id
+-- ({"<id>": [...]}), $7 claim ids (the server-made nonce of each draw), $8 the chest asked
+-- for (NULL: any).
 --
--- status: opened | replayed | exhausted | already_opened | not_found | stale | retry
---
+-- One row per claim, `idx` its 1-based place in the arrays, with its status:
+-- opened | replayed | exhausted | already_opened | not_found | stale | retry | collided
+WITH req AS MATERIALIZED (
+    SELECT *
+    FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[], $5::bigint[],
+                $6::jsonb[], $7::uuid[], $8::bigint[])
+         WITH ORDINALITY AS r(zone_id, epoch, player, key, start, loot, claim_id, chest, idx)
+),
 -- A keyed claim holds a transaction-scoped advisory lock on (zone, player, key) until it
 -- commits, so a retry racing its own first attempt waits for that attempt to finish before
 -- this statement ends. Its snapshot was taken before the wait, so a retry that found nothing
 -- to open (exhausted, already_opened, not_found) looks the key up again afterwards
 -- (sql/claim_by_key.sql) and answers with the first attempt's claim instead of a 409.
-WITH key_lock AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock(hashtextextended($1::integer::text || '/' || $3 || '/' || $4::text, 0)) AS held
-    WHERE $4::text IS NOT NULL
+-- A batch takes all its key locks (in hash order), then its counter slots (in zone order),
+-- before it locks or inserts anything else (`zone` waits for both), and it never waits for a
+-- chest (SKIP LOCKED), so two batches never deadlock.
+key_lock AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(k.h) AS held
+    FROM (
+        SELECT DISTINCT hashtextextended(r.zone_id::text || '/' || r.player || '/' || r.key, 0) AS h
+        FROM req r
+        WHERE r.key IS NOT NULL
+        ORDER BY 1
+    ) AS k
+),
+-- Per-zone opened counts are spread over 16 slots; a batch bumps its backend's slot in each of
+-- its zones, so concurrent batches rarely share a row.
+counter_lock AS MATERIALIZED (
+    SELECT n.zone_id
+    FROM zone_counters n
+    WHERE n.zone_id IN (SELECT r.zone_id FROM req r)
+      AND n.slot = pg_backend_pid() % 16
+      AND (SELECT count(*) FROM key_lock) >= 0
+    ORDER BY n.zone_id
+    FOR UPDATE
 ),
 zone AS (
     -- No row: the epoch moved on (a reveal), so the caller's seed is stale and it reloads.
-    SELECT 1 + ($5::bigint % greatest(z.chest_count, 1)) AS start
-    FROM zones z
-    WHERE z.id = $1 AND z.seed_epoch = $2
+    -- The zone row is only read: claims never write it, so it is not a hot row.
+    SELECT r.idx, 1 + (r.start % greatest(z.chest_count, 1)) AS first
+    FROM req r
+    JOIN zones z ON z.id = r.zone_id AND z.seed_epoch = r.epoch
+    -- Evaluated once, before the first row: every key lock and counter slot is held from here.
+    WHERE (SELECT count(*) FROM counter_lock) >= 0
 ),
 prior AS (
-    SELECT c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id
-    FROM claims c
-    WHERE $4::text IS NOT NULL
-      AND c.zone_id = $1 AND c.player = $3 AND c.idempotency_key = $4::text
+    SELECT r.idx, c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id
+    FROM req r
+    JOIN claims c ON c.zone_id = r.zone_id AND c.player = r.player AND c.idempotency_key = r.key
+    WHERE c.idempotency_key IS NOT NULL
 ),
 pick AS (
-    SELECT p.chest_id, p.loot_table_id
-    FROM (
+    SELECT r.idx, r.zone_id, p.chest_id, p.loot_table_id
+    FROM req r
+    JOIN zone z ON z.idx = r.idx
+    CROSS JOIN LATERAL (
         -- Any chest: the first unopened one at or after the drawn start, wrapping around.
         -- Index-driven (primary key), so the cost does not grow with the zone; SKIP LOCKED
         -- hands concurrent claimers different chests instead of queueing them on one.
         -- (Each arm is its own subquery: a UNION arm may not lock rows directly.)
         SELECT * FROM (
             SELECT ch.chest_id, ch.loot_table_id FROM chests ch
-            WHERE $8::bigint IS NULL AND ch.zone_id = $1 AND ch.chest_id >= (SELECT start FROM zone)
+            WHERE r.chest IS NULL AND ch.zone_id = r.zone_id AND ch.chest_id >= z.first
             ORDER BY ch.chest_id LIMIT 1
             FOR UPDATE SKIP LOCKED) AS at_or_after
         UNION ALL
         SELECT * FROM (
             SELECT ch.chest_id, ch.loot_table_id FROM chests ch
-            WHERE $8::bigint IS NULL AND ch.zone_id = $1 AND ch.chest_id < (SELECT start FROM zone)
+            WHERE r.chest IS NULL AND ch.zone_id = r.zone_id AND ch.chest_id < z.first
             ORDER BY ch.chest_id LIMIT 1
             FOR UPDATE SKIP LOCKED) AS wrapped
         UNION ALL
         -- One given chest, unless another claim holds or opened it.
         SELECT * FROM (
             SELECT ch.chest_id, ch.loot_table_id FROM chests ch
-            WHERE ch.zone_id = $1 AND ch.chest_id = $8::bigint AND EXISTS (SELECT 1 FROM zone)
+            WHERE ch.zone_id = r.zone_id AND ch.chest_id = r.chest
             FOR UPDATE SKIP LOCKED) AS given
         LIMIT 1
     ) AS p
-    WHERE NOT EXISTS (SELECT 1 FROM prior)
+    WHERE NOT EXISTS (SELECT 1 FROM prior pr WHERE pr.idx = r.idx)
+),
+taken AS (
+    -- A row lock does not stop its own transaction, so two claims of one batch can pick the
+    -- same chest: the first in the batch takes it, the others are `collided` and go again.
+    SELECT DISTINCT ON (p.zone_id, p.chest_id) p.idx, p.chest_id, p.loot_table_id
+    FROM pick p
+    ORDER BY p.zone_id, p.chest_id, p.idx
 ),
 ins AS (
+    -- The ledger row, with the loot the server pre-rolled for this chest's table. The primary
+    -- key (zone_id, chest_id) is the zero-dupe promise kept by the database itself.
     INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
-    SELECT $1, p.chest_id, $7, $3, $2, p.loot_table_id, $6::jsonb -> p.loot_table_id::text, $4::text
-    FROM pick p
+    SELECT r.zone_id, t.chest_id, r.claim_id, r.player, r.epoch, t.loot_table_id,
+           r.loot -> t.loot_table_id::text, r.key
+    FROM taken t
+    JOIN req r ON r.idx = t.idx
     -- Loot must have been rolled for this chest's table; if not, the caller has not seen a
     -- newer spawn yet (status retry).
-    WHERE $6::jsonb ? p.loot_table_id::text
+    WHERE r.loot ? t.loot_table_id::text
     -- A racing retry with the same key: only one inserts; the other opens nothing (retry).
     ON CONFLICT (zone_id, player, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING claim_id, chest_id, seed_epoch, loot, opened_at, loot_table_id
+    RETURNING zone_id, claim_id, chest_id, seed_epoch, loot, opened_at, loot_table_id
 ),
 opened AS (
+    -- Opened chests leave `chests`: the unopened set stays exactly the primary-key index.
     DELETE FROM chests ch USING ins
-    WHERE ch.zone_id = $1 AND ch.chest_id = ins.chest_id
-    RETURNING ch.chest_id
+    WHERE ch.zone_id = ins.zone_id AND ch.chest_id = ins.chest_id
+    RETURNING ch.zone_id
 ),
 counted AS (
-    -- Spread counter: the slot follows the backend, so concurrent claims rarely share a row.
-    UPDATE zone_counters SET opened = opened + 1
-    WHERE zone_id = $1 AND slot = pg_backend_pid() % 16 AND EXISTS (SELECT 1 FROM opened)
+    -- The slots locked above. (Counts this batch's opened rows per zone, never a zone's chests.)
+    UPDATE zone_counters n SET opened = n.opened + o.opened
+    FROM (SELECT zone_id, count(*) AS opened FROM opened GROUP BY zone_id) AS o
+    WHERE n.zone_id = o.zone_id AND n.slot = pg_backend_pid() % 16
     RETURNING 1
+),
+answered AS (
+    SELECT pr.idx, pr.claim_id, pr.chest_id, pr.seed_epoch, pr.loot, pr.opened_at, pr.loot_table_id
+    FROM prior pr
+    UNION ALL
+    SELECT r.idx, i.claim_id, i.chest_id, i.seed_epoch, i.loot, i.opened_at, i.loot_table_id
+    FROM ins i
+    JOIN req r ON r.claim_id = i.claim_id
 )
 SELECT
+    r.idx AS "idx!",
     CASE
-        WHEN EXISTS (SELECT 1 FROM prior) THEN 'replayed'
-        WHEN EXISTS (SELECT 1 FROM ins) THEN 'opened'
-        WHEN NOT EXISTS (SELECT 1 FROM zone) THEN 'stale'
-        WHEN EXISTS (SELECT 1 FROM pick) THEN 'retry'
-        WHEN $8::bigint IS NULL THEN 'exhausted'
+        WHEN EXISTS (SELECT 1 FROM prior pr WHERE pr.idx = r.idx) THEN 'replayed'
+        WHEN a.idx IS NOT NULL THEN 'opened'
+        WHEN NOT EXISTS (SELECT 1 FROM zone z WHERE z.idx = r.idx) THEN 'stale'
+        WHEN EXISTS (SELECT 1 FROM taken t WHERE t.idx = r.idx) THEN 'retry'
+        WHEN EXISTS (SELECT 1 FROM pick p WHERE p.idx = r.idx) THEN 'collided'
+        WHEN r.chest IS NULL THEN 'exhausted'
         -- Still in chests: an in-flight claim holds it (and will most likely open it).
-        WHEN EXISTS (SELECT 1 FROM chests ch WHERE ch.zone_id = $1 AND ch.chest_id = $8::bigint)
+        WHEN EXISTS (SELECT 1 FROM chests ch WHERE ch.zone_id = r.zone_id AND ch.chest_id = r.chest)
             THEN 'already_opened'
-        WHEN EXISTS (SELECT 1 FROM claims c WHERE c.zone_id = $1 AND c.chest_id = $8::bigint)
+        WHEN EXISTS (SELECT 1 FROM claims c WHERE c.zone_id = r.zone_id AND c.chest_id = r.chest)
             THEN 'already_opened'
         ELSE 'not_found'
     END AS "status!",
-    r.claim_id AS "claim_id?",
-    r.chest_id AS "chest_id?",
-    r.seed_epoch AS "seed_epoch?",
-    r.loot AS "loot?",
-    r.opened_at AS "opened_at?",
+    a.claim_id AS "claim_id?",
+    a.chest_id AS "chest_id?",
+    a.seed_epoch AS "seed_epoch?",
+    a.loot AS "loot?",
+    a.opened_at AS "opened_at?",
     lt.name AS "loot_table?",
     lt.version AS "loot_table_version?"
-FROM (SELECT 1) AS one
--- Joined so the lock is taken whatever else the statement finds.
-LEFT JOIN key_lock ON true
-LEFT JOIN (SELECT * FROM prior UNION ALL SELECT * FROM ins) AS r ON true
-LEFT JOIN loot_tables lt ON lt.id = r.loot_table_id
+FROM req r
+LEFT JOIN answered a ON a.idx = r.idx
+LEFT JOIN loot_tables lt ON lt.id = a.loot_table_id
+ORDER BY r.idx

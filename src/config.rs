@@ -31,6 +31,17 @@ pub struct Config {
     #[arg(long, env = "TROVE_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
 
+    /// Most claims one shard statement opens together (micro-batching; 1 turns it off).
+    #[arg(long, env = "TROVE_CLAIM_BATCH_MAX", default_value_t = 64, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub claim_batch_max: u16,
+
+    /// Claim statements in flight per shard at once; claims arriving meanwhile wait and go
+    /// together in the next statement.
+    #[arg(long, env = "TROVE_CLAIM_CONCURRENCY", default_value_t = 4, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub claim_concurrency: u16,
+
     /// How long a request waits for a shard connection before answering 503, in ms.
     #[arg(
         long,
@@ -280,6 +291,8 @@ impl Config {
             jwt_secret: Some(jwt_secret.to_owned()),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,
+            claim_batch_max: 64,
+            claim_concurrency: 4,
             db_acquire_timeout_ms: 2000,
             db_statement_timeout_ms: 5000,
             body_limit: 65536,

@@ -60,6 +60,18 @@ impl Error {
         }
     }
 
+    /// The same failure for each claim of a batch that failed as one statement: a down shard
+    /// stays a 503 for every one of them, anything else becomes an internal error.
+    pub fn copy_for_batch(&self) -> Error {
+        match self {
+            Error::ShardUnavailable { shard, retry_after } => Error::ShardUnavailable {
+                shard: *shard,
+                retry_after: *retry_after,
+            },
+            other => Error::Internal(other.to_string()),
+        }
+    }
+
     /// The stable snake_case code clients switch on.
     pub fn code(&self) -> &'static str {
         match self {

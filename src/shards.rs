@@ -285,6 +285,8 @@ fn redact(url: &str) -> String {
 #[derive(Clone)]
 pub struct ShardSet {
     shards: Arc<Vec<Arc<Shard>>>,
+    /// How claims are batched per shard (from the config).
+    pub batching: crate::claims::Batching,
 }
 
 impl ShardSet {
@@ -310,6 +312,10 @@ impl ShardSet {
             .collect::<Result<Vec<_>>>()?;
         Ok(ShardSet {
             shards: Arc::new(shards),
+            batching: crate::claims::Batching {
+                max: usize::from(config.claim_batch_max),
+                in_flight: usize::from(config.claim_concurrency),
+            },
         })
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, zone_on};
+use crate::helpers::{spawn_app, spawn_app_with, zone_on, SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousand_concurrent_claims_on_a_hundred_chests_open_each_exactly_once() {
@@ -61,6 +61,56 @@ async fn thousand_concurrent_claims_on_a_hundred_chests_open_each_exactly_once()
         ),
         (Some(100), Some(100), Some(0))
     );
+}
+
+/// Concurrent claims on a shard share statements (micro-batching): the ledger records each
+/// claim's transaction id, so it shows how many transactions opened the chests. With
+/// TROVE_CLAIM_BATCH_MAX=1 every claim is its own transaction again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_share_transactions_unless_batching_is_off() {
+    for batch_max in [64u16, 1] {
+        let base = spawn_app().await;
+        let mut config = trove::config::Config::for_shards(base.shard_urls.clone(), SECRET);
+        config.claim_batch_max = batch_max;
+        let app = Arc::new(spawn_app_with(config).await);
+        app.starter().await;
+        let zone = zone_on(1, "batched");
+        app.spawn_zone(&zone, 2000, "starter").await;
+        let admin = app.admin();
+        let mut tasks = Vec::new();
+        for i in 0..600 {
+            let (app, zone, admin) = (Arc::clone(&app), zone.clone(), admin.clone());
+            tasks.push(tokio::spawn(async move {
+                app.call(
+                    Method::POST,
+                    &format!("/v1/zones/{zone}/claims"),
+                    Some(&admin),
+                    Some(json!({"player": format!("b{i}")})),
+                    &[("Idempotency-Key", "once")],
+                )
+                .await
+                .status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task"), StatusCode::CREATED);
+        }
+        let mut db = app.shard_db(1).await;
+        let (claims, transactions): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(DISTINCT xid) FROM claims")
+                .fetch_one(&mut db)
+                .await
+                .expect("ledger");
+        assert_eq!(claims, 600);
+        if batch_max == 1 {
+            assert_eq!(transactions, 600);
+        } else {
+            assert!(
+                transactions <= 300,
+                "600 concurrent claims took {transactions} transactions"
+            );
+        }
+    }
 }
 
 /// A client that gave up on its first attempt retries while that attempt still holds the

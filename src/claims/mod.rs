@@ -1,5 +1,11 @@
 //! Claims: opening a chest (any or a given one) in one statement on the zone's shard, with
-//! idempotent retries, and a player's history gathered from every shard.
+//! idempotent retries, and a player's history gathered from every shard. Concurrent claims on
+//! a shard share statements (`batch`).
+
+mod batch;
+
+pub use batch::Batching;
+pub(crate) use batch::Queues;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -52,6 +58,8 @@ pub fn validate_idempotency_key(key: &str) -> Result<()> {
 
 /// Attempts per claim when the cached zone view is stale (a reveal or a new loot table).
 const ATTEMPTS: usize = 3;
+/// A bound that is never reached in practice: each batch opens one of any colliding claims.
+const MAX_COLLISIONS: usize = 1000;
 
 impl Engine {
     /// Opens a chest for `player` in `zone`: any unopened one (`chest: None`) or the given one.
@@ -84,9 +92,12 @@ impl Engine {
                 });
             }
         }
-        let shard = self.shards.for_zone(zone);
-        for attempt in 0..ATTEMPTS {
-            let info = self.zone_info(zone, attempt > 0).await?;
+        let shard = self.shards.for_zone(zone).index;
+        let mut reload = false;
+        let mut attempts = 0;
+        let mut collisions = 0;
+        while attempts < ATTEMPTS {
+            let info = self.zone_info(zone, reload).await?;
             let claim_id = Uuid::now_v7();
             let draw = Draw::new(&info.seed, zone, player, claim_id);
             let loot: serde_json::Map<String, serde_json::Value> = info
@@ -94,20 +105,24 @@ impl Engine {
                 .iter()
                 .map(|t| (t.id.to_string(), serde_json::json!(draw.loot(t))))
                 .collect();
-            let row = sqlx::query_file!(
-                "sql/claim.sql",
-                info.id,
-                info.epoch,
-                player,
-                idempotency_key,
-                draw.start,
-                serde_json::Value::Object(loot),
+            let request = || batch::Request {
+                zone_id: info.id,
+                epoch: info.epoch,
+                player: player.to_owned(),
+                key: idempotency_key.map(str::to_owned),
+                start: draw.start,
+                loot: serde_json::Value::Object(loot.clone()),
                 claim_id,
-                chest
-            )
-            .fetch_one(&mut *shard.acquire().await?)
-            .await
-            .map_err(|e| shard.db_error(e))?;
+                chest,
+            };
+            let mut row = self.claim_queues.submit(shard, request()).await?;
+            // Another claim of the same batch took the chest this draw picked: the same draw
+            // goes again in a later statement, where that chest is gone. Every round opens at
+            // least one of the colliding claims, so this ends.
+            while row.status == "collided" && collisions < MAX_COLLISIONS {
+                collisions += 1;
+                row = self.claim_queues.submit(shard, request()).await?;
+            }
             let recorded = || -> Result<Claim> {
                 match (
                     row.claim_id,
@@ -158,22 +173,28 @@ impl Engine {
                             return self.replay(prior, chest);
                         }
                     }
-                    return Err(match row.status.as_str() {
-                        "exhausted" => Error::ZoneExhausted(zone.to_owned()),
-                        "already_opened" => Error::ChestAlreadyOpened {
+                    let refusal = match row.status.as_str() {
+                        "exhausted" => Some(Error::ZoneExhausted(zone.to_owned())),
+                        "already_opened" => Some(Error::ChestAlreadyOpened {
                             zone: zone.to_owned(),
                             chest_id: chest.unwrap_or_default(),
-                        },
-                        "not_found" => Error::ChestNotFound {
+                        }),
+                        "not_found" => Some(Error::ChestNotFound {
                             zone: zone.to_owned(),
                             chest_id: chest.unwrap_or_default(),
-                        },
-                        _ => continue,
-                    });
+                        }),
+                        // "retry": our view of the zone is stale; reload and draw again.
+                        _ => None,
+                    };
+                    if let Some(refusal) = refusal {
+                        return Err(refusal);
+                    }
                 }
                 "stale" => {}
                 other => return Err(Error::Internal(format!("unknown claim status {other:?}"))),
             }
+            attempts += 1;
+            reload = true;
         }
         Err(Error::Internal(format!(
             "zone {zone:?} kept changing under the claim; gave up after {ATTEMPTS} attempts"

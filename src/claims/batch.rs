@@ -1,0 +1,208 @@
+//! Micro-batching: concurrent claims on a shard share one statement (`sql/claim.sql`).
+//!
+//! Each shard has a queue and a task. When a statement slot is free the task takes whatever
+//! claims are waiting (up to `TROVE_CLAIM_BATCH_MAX`) and runs them as one statement, one
+//! round trip and one commit. Under light load that is a batch of one and nothing waits; under
+//! heavy load the claims that queued while a statement ran go together in the next, so the
+//! per-transaction costs (round trip, snapshot, WAL flush) are shared instead of paid by every
+//! claim. Every claim keeps its guarantees: the statement handles each claim on its own (its
+//! draw, its idempotency key, its lock), and two claims of one batch that picked the same
+//! chest are told `collided` and go again.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::shards::Shard;
+
+/// One claim for the shard's next statement.
+pub struct Request {
+    pub zone_id: i32,
+    pub epoch: i32,
+    pub player: String,
+    pub key: Option<String>,
+    pub start: i64,
+    /// Pre-rolled loot per loot table id.
+    pub loot: serde_json::Value,
+    pub claim_id: Uuid,
+    pub chest: Option<i64>,
+}
+
+/// What the statement said about one claim.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: String,
+    pub claim_id: Option<Uuid>,
+    pub chest_id: Option<i64>,
+    pub seed_epoch: Option<i32>,
+    pub loot: Option<serde_json::Value>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub loot_table: Option<String>,
+    pub loot_table_version: Option<i32>,
+}
+
+type Reply = oneshot::Sender<Result<Answer>>;
+
+/// How a shard batches claims (`TROVE_CLAIM_BATCH_MAX`, `TROVE_CLAIM_CONCURRENCY`).
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most claims in one statement (1 turns batching off).
+    pub max: usize,
+    /// Claim statements in flight per shard at once.
+    pub in_flight: usize,
+}
+
+/// One queue per shard, its task started on the first claim (so building an engine needs
+/// no runtime).
+pub struct Queues {
+    queues: Vec<Queue>,
+    batching: Batching,
+}
+
+struct Queue {
+    shard: Arc<Shard>,
+    tx: OnceLock<mpsc::UnboundedSender<(Request, Reply)>>,
+}
+
+impl Queues {
+    pub fn new(shards: &[Arc<Shard>], batching: Batching) -> Self {
+        let queues = shards
+            .iter()
+            .map(|s| Queue {
+                shard: Arc::clone(s),
+                tx: OnceLock::new(),
+            })
+            .collect();
+        Queues { queues, batching }
+    }
+
+    /// Runs `req` in the next statement on `shard` and returns what it said.
+    pub async fn submit(&self, shard: usize, req: Request) -> Result<Answer> {
+        let queue = self
+            .queues
+            .get(shard)
+            .ok_or_else(|| Error::Internal(format!("no claim queue for shard {shard}")))?;
+        let tx = queue.tx.get_or_init(|| {
+            // Unbounded: its length is bounded by the requests in flight, which the HTTP
+            // concurrency cap already bounds.
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run(Arc::clone(&queue.shard), rx, self.batching));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        tx.send((req, reply))
+            .map_err(|_| Error::Internal("claim queue stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("claim batch dropped its answer".into()))?
+    }
+}
+
+/// The shard's task: whenever a statement slot is free, everything waiting (up to the
+/// batch size) goes into the next statement.
+async fn run(
+    shard: Arc<Shard>,
+    mut rx: mpsc::UnboundedReceiver<(Request, Reply)>,
+    batching: Batching,
+) {
+    let slots = Arc::new(Semaphore::new(batching.in_flight.max(1)));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < batching.max.max(1) {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let shard = Arc::clone(&shard);
+        tokio::spawn(async move {
+            execute(&shard, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
+    let n = batch.len();
+    let mut zone_ids = Vec::with_capacity(n);
+    let mut epochs = Vec::with_capacity(n);
+    let mut players = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n);
+    let mut loots = Vec::with_capacity(n);
+    let mut claim_ids = Vec::with_capacity(n);
+    let mut chests = Vec::with_capacity(n);
+    let mut replies = Vec::with_capacity(n);
+    for (r, reply) in batch {
+        zone_ids.push(r.zone_id);
+        epochs.push(r.epoch);
+        players.push(r.player);
+        keys.push(r.key);
+        starts.push(r.start);
+        loots.push(r.loot);
+        claim_ids.push(r.claim_id);
+        chests.push(r.chest);
+        replies.push(reply);
+    }
+    let rows = async {
+        let mut conn = shard.acquire().await?;
+        sqlx::query_file!(
+            "sql/claim.sql",
+            &zone_ids,
+            &epochs,
+            &players,
+            &keys as &[Option<String>],
+            &starts,
+            &loots,
+            &claim_ids,
+            &chests as &[Option<i64>]
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| shard.db_error(e))
+    }
+    .await;
+    match rows {
+        Ok(rows)
+            if rows.iter().enumerate().all(|(i, r)| r.idx == i as i64 + 1) && rows.len() == n =>
+        {
+            for (row, reply) in rows.into_iter().zip(replies) {
+                let _ = reply.send(Ok(Answer {
+                    status: row.status,
+                    claim_id: row.claim_id,
+                    chest_id: row.chest_id,
+                    seed_epoch: row.seed_epoch,
+                    loot: row.loot,
+                    opened_at: row.opened_at,
+                    loot_table: row.loot_table,
+                    loot_table_version: row.loot_table_version,
+                }));
+            }
+        }
+        Ok(rows) => {
+            let msg = format!(
+                "claim statement answered {} rows for {n} claims",
+                rows.len()
+            );
+            for reply in replies {
+                let _ = reply.send(Err(Error::Internal(msg.clone())));
+            }
+        }
+        Err(e) => {
+            // Every claim of the batch gets the batch's fate (the statement ran as one).
+            tracing::warn!(shard = shard.index, claims = n, error = %e, "claim batch failed");
+            for reply in replies {
+                let _ = reply.send(Err(e.copy_for_batch()));
+            }
+        }
+    }
+}
