@@ -1,5 +1,7 @@
 //! The slice of Trove's HTTP API the load tool drives, as an external client would.
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
@@ -39,63 +41,75 @@ impl Api {
         )
     }
 
+    async fn admin_json(&self, what: &str, req: reqwest::RequestBuilder) -> Result<Value> {
+        let r = req
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .with_context(|| what.to_owned())?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{what}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// How many shards Trove serves (its `/readyz` lists them).
+    pub async fn shard_count(&self) -> Result<usize> {
+        let body: Value = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .context("GET /readyz")?
+            .json()
+            .await
+            .context("GET /readyz")?;
+        match body["shards"].as_array().map(Vec::len) {
+            Some(n) if n > 0 => Ok(n),
+            _ => bail!("/readyz lists no shards: {body}"),
+        }
+    }
+
     pub async fn put_loot_table(&self, name: &str) -> Result<()> {
         let body = json!({"entries": [
             {"item": "gold", "weight": 80, "min_qty": 1, "max_qty": 50, "rarity": "common"},
             {"item": "gem", "weight": 19, "min_qty": 1, "max_qty": 3, "rarity": "rare"},
             {"item": "crown", "weight": 1, "min_qty": 1, "max_qty": 1, "rarity": "legendary"}
         ]});
-        let r = self
+        let req = self
             .http
             .put(format!("{}/v1/loot-tables/{name}", self.base))
-            .bearer_auth(&self.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .context("PUT loot table")?;
-        if !r.status().is_success() {
-            bail!(
-                "PUT loot table: {} {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
+            .json(&body);
+        self.admin_json("PUT loot table", req).await.map(drop)
     }
 
     /// Spawns `count` chests, in calls of at most a million.
     pub async fn spawn(&self, zone: &str, mut count: i64, table: &str) -> Result<()> {
         while count > 0 {
             let n = count.min(1_000_000);
-            let r = self
+            let req = self
                 .http
                 .post(format!("{}/v1/zones/{zone}/chests", self.base))
-                .bearer_auth(&self.admin_token)
-                .json(&json!({"count": n, "loot_table": table}))
-                .send()
-                .await
-                .context("spawn")?;
-            if r.status().as_u16() != 201 {
-                bail!(
-                    "spawn {zone}: {} {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                );
-            }
+                .json(&json!({"count": n, "loot_table": table}));
+            self.admin_json(&format!("spawn in {zone}"), req).await?;
             count -= n;
         }
         Ok(())
     }
 
     /// Claims any chest in `zone` for `player` (the admin token claims on a player's behalf).
-    pub async fn claim(&self, zone: &str, player: &str) -> Result<ClaimResult> {
-        let r = self
+    pub async fn claim(&self, zone: &str, player: &str, key: Option<&str>) -> Result<ClaimResult> {
+        let mut req = self
             .http
             .post(format!("{}/v1/zones/{zone}/claims", self.base))
             .bearer_auth(&self.admin_token)
-            .json(&json!({"player": player}))
-            .send()
-            .await?;
+            .json(&json!({"player": player}));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let r = req.send().await?;
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         Ok(ClaimResult {
@@ -103,4 +117,65 @@ impl Api {
             chest_id: body["chest_id"].as_i64(),
         })
     }
+
+    /// A GET with the admin token; its status only (reads of the mixed scenario).
+    pub async fn get_status(&self, path: &str) -> Result<u16> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        // Read the body: the connection goes back to the pool only once it is drained.
+        let _ = r.bytes().await;
+        Ok(status)
+    }
+
+    /// Every opened chest of a zone and who opened it, read back through the API.
+    pub async fn opened_chests(&self, zone: &str) -> Result<HashMap<i64, String>> {
+        let mut out = HashMap::new();
+        let mut after = 0i64;
+        loop {
+            let req = self.http.get(format!(
+                "{}/v1/zones/{zone}/chests?state=opened&limit=1000&after={after}",
+                self.base
+            ));
+            let page = self.admin_json(&format!("opened chests of {zone}"), req).await?;
+            for c in page["chests"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(by)) = (c["chest_id"].as_i64(), c["opened_by"].as_str()) {
+                    out.insert(id, by.to_owned());
+                }
+            }
+            match page["next"].as_i64() {
+                Some(next) if next > after => after = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+/// `count` zone names for this run that the stable hash puts on `shard` (any shard if None).
+pub fn zone_names(
+    prefix: &str,
+    count: usize,
+    shard: Option<usize>,
+    shards: usize,
+) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .filter(|z| shard.is_none_or(|s| trove::shards::shard_index(z, shards) == s))
+        .take(count)
+        .collect()
+}
+
+/// Creates the zones, eight spawns at a time.
+pub async fn spawn_zones(api: &Api, zones: &[String], size: i64, table: &str) -> Result<()> {
+    for chunk in zones.chunks(8) {
+        let spawns = chunk.iter().map(|z| api.spawn(z, size, table));
+        for r in futures_util::future::join_all(spawns).await {
+            r?;
+        }
+    }
+    Ok(())
 }

@@ -63,3 +63,78 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// A progress line on stderr while a phase runs: a bar, elapsed time, successes, rate and
+/// transport errors. Redrawn in place on a terminal, a plain line every 5 s otherwise (logs).
+pub struct Progress {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    pub fn start(
+        label: &str,
+        duration: Duration,
+        done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Progress {
+        use std::io::{IsTerminal, Write};
+        use std::sync::atomic::Ordering;
+        let label = label.to_owned();
+        let tty = std::io::stderr().is_terminal();
+        let every = if tty {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(5)
+        };
+        let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let t = started.elapsed().as_secs_f64();
+                let frac = (t / duration.as_secs_f64()).min(1.0);
+                let filled = (frac * 30.0) as usize;
+                let n = done.load(Ordering::Relaxed);
+                let line = format!(
+                    "{label} [{}{}] {t:5.1}/{:.0}s {n} ok {:.0}/s errors {}",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    duration.as_secs_f64(),
+                    n as f64 / t.max(0.001),
+                    errors.load(Ordering::Relaxed)
+                );
+                let mut err = std::io::stderr();
+                if tty {
+                    let _ = write!(err, "\r{line}\x1b[K");
+                } else {
+                    let _ = writeln!(err, "{line}");
+                }
+                let _ = err.flush();
+            }
+        });
+        Progress { task }
+    }
+
+    /// Stops drawing and clears the line.
+    pub fn finish(self) {
+        use std::io::{IsTerminal, Write};
+        self.task.abort();
+        if std::io::stderr().is_terminal() {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+/// The percentiles every report shows, in milliseconds.
+pub fn percentiles_ms(h: &Histogram<u64>) -> serde_json::Value {
+    let ms = |v: u64| (v as f64 / 10.0).round() / 100.0;
+    serde_json::json!({
+        "p50": ms(h.value_at_quantile(0.50)),
+        "p90": ms(h.value_at_quantile(0.90)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p99_9": ms(h.value_at_quantile(0.999)),
+        "max": ms(h.max()),
+        "samples": h.len(),
+    })
+}
