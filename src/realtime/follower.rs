@@ -2,8 +2,11 @@
 //! and hands batches to the hub. On any error it reconnects with backoff and resumes from its
 //! cursor, so a shard restart loses no event (the ledger is durable).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use sqlx::PgConnection;
 
 use tokio::sync::{oneshot, watch};
 
@@ -101,7 +104,9 @@ async fn tail(
             let kind = match (kind.as_str(), r.claim_id, r.count) {
                 ("spawn", _, Some(count)) => EventKind::Spawned {
                     count,
-                    total: chest_id + count - 1,
+                    // Filled in by `spawn_totals` below, as of this event's position.
+                    total: 0,
+                    remaining: 0,
                 },
                 (_, Some(claim_id), _) => EventKind::Opened {
                     chest_id,
@@ -122,6 +127,7 @@ async fn tail(
             (true, Some(last)) => last.cursor,
             _ => Cursor::below(horizon).max(from),
         };
+        spawn_totals(&mut conn, &mut events, end).await?;
         if !events.is_empty() || end != from {
             hub.batch(shard.index, events, end).await;
         }
@@ -130,6 +136,58 @@ async fn tail(
             tick.tick().await;
         }
     }
+}
+
+/// Fills in each spawn's `total` and `remaining` as of its own position: one snapshot of the
+/// spawned zones at the batch's end (exact there: zone_snapshot.sql), walked back over the
+/// batch's later events. Claims and spawns keep committing while the tail reads, so the
+/// counters of "now" would not match the event's position. One query per batch with spawns.
+async fn spawn_totals(
+    conn: &mut PgConnection,
+    events: &mut [Event],
+    end: Cursor,
+) -> Result<(), sqlx::Error> {
+    let mut names: Vec<String> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Spawned { .. }))
+        .map(|e| e.zone.to_string())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    names.dedup();
+    let rows = sqlx::query_file!(
+        "sql/zone_snapshot.sql",
+        &names[..],
+        end.xid,
+        end.zone_id,
+        end.chest_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut at: HashMap<String, (i64, i64)> = rows
+        .into_iter()
+        .map(|r| (r.zone, (r.total, r.opened)))
+        .collect();
+    for e in events.iter_mut().rev() {
+        let Some((total, opened)) = at.get_mut(&*e.zone) else {
+            continue;
+        };
+        match &mut e.kind {
+            EventKind::Spawned {
+                count,
+                total: t,
+                remaining,
+            } => {
+                *t = *total;
+                *remaining = *total - *opened;
+                *total -= *count;
+            }
+            EventKind::Opened { .. } => *opened -= 1,
+        }
+    }
+    Ok(())
 }
 
 /// The rarest item of a recorded draw.

@@ -34,7 +34,10 @@ pub enum EventKind {
     },
     Spawned {
         count: i64,
+        /// Chests in the zone as of this event's position.
         total: i64,
+        /// Unopened chests as of this event's position (total minus claims at or before it).
+        remaining: i64,
     },
 }
 
@@ -58,11 +61,16 @@ impl Event {
                 "claim_id": claim_id,
                 "position": position.encode(),
             }),
-            EventKind::Spawned { count, total } => serde_json::json!({
+            EventKind::Spawned {
+                count,
+                total,
+                remaining,
+            } => serde_json::json!({
                 "type": "chests_spawned",
                 "zone": &*self.zone,
                 "count": count,
                 "total": total,
+                "remaining": remaining,
                 "position": position.encode(),
             }),
         };

@@ -157,17 +157,31 @@ async fn subscribers_see_exactly_their_zones_committed_claims() {
     tx.rollback().await.expect("rollback");
     quiet(&mut ws, Duration::from_millis(600)).await;
 
-    // Spawns are events too.
+    // Spawns are events too, with the zone's totals as of the spawn's own position: claims
+    // that commit after it (here all read by the tail in the same poll, because an open
+    // transaction holds the horizon back) are not counted in it.
+    let mut holder = sqlx::Connection::begin(&mut db).await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *holder)
+        .await
+        .expect("take an xid");
     app.spawn_zone(&a, 10, "starter").await;
+    for _ in 0..3 {
+        assert_eq!(app.claim(&a, &t, None).await.status, StatusCode::CREATED);
+    }
+    holder.commit().await.expect("commit");
     let spawned = expect(&mut ws, "chests_spawned").await;
     assert_eq!(
         (
             spawned["zone"].clone(),
             spawned["count"].clone(),
-            spawned["total"].clone()
+            spawned["total"].clone(),
+            spawned["remaining"].clone()
         ),
-        (json!(a), json!(10), json!(60))
+        (json!(a), json!(10), json!(60), json!(55))
     );
+    assert!(spawned["position"].is_string());
+    opened_events(&mut ws, 3, Duration::from_secs(5)).await;
 
     // After unsubscribing, nothing more.
     send(&mut ws, json!({"op": "unsubscribe", "zones": [a]})).await;
