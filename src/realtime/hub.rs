@@ -5,10 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use uuid::Uuid;
 
 use super::{Cursor, Position};
@@ -78,12 +79,16 @@ impl Event {
     }
 }
 
-/// A message queued for one connection. The text is reference-counted: one serialisation per
-/// event, shared by every subscriber's frame.
+/// What the hub queues for one connection.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub zone: Arc<str>,
-    pub json: Utf8Bytes,
+pub enum Outgoing {
+    /// An event; the text is reference-counted (one serialisation per event, shared by every
+    /// subscriber's frame) and the cursor lets the connection drop what its client has.
+    Event {
+        zone: Arc<str>,
+        cursor: Cursor,
+        json: Utf8Bytes,
+    },
 }
 
 /// Where the hub queues a connection's events, and how it tells the connection it lagged.
@@ -126,21 +131,50 @@ struct Conn {
     lagged: bool,
 }
 
+impl Conn {
+    /// Queues without waiting; a full queue marks the connection lagged.
+    fn offer(&mut self, out: Outgoing) {
+        if self.lagged {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox.tx.try_send(out) {
+            self.lagged = true;
+            self.outbox.lagged.notify_one();
+        }
+    }
+}
+
 /// Handle to the hub task. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
     tx: mpsc::Sender<Command>,
+    /// The hub's position, so a `since` from another instance can wait for this one's tail.
+    position: watch::Receiver<Vec<Cursor>>,
 }
 
 impl Hub {
     pub fn start(shards: usize) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(rx, shards));
-        Hub { tx }
+        let (position_tx, position) = watch::channel(vec![Cursor::default(); shards]);
+        tokio::spawn(run(rx, shards, position_tx));
+        Hub { tx, position }
     }
 
     pub(crate) async fn started(&self, shard: usize, cursor: Cursor) {
         let _ = self.tx.send(Command::Started { shard, cursor }).await;
+    }
+
+    /// Waits (at most `bound`) until the hub's position is at or past `at` on `shards`; true
+    /// if it got there.
+    pub async fn reached(&self, at: &Position, shards: &[usize], bound: Duration) -> bool {
+        let mut rx = self.position.clone();
+        let wait = rx.wait_for(|now| {
+            shards
+                .iter()
+                .all(|&s| now.get(s).zip(at.0.get(s)).map_or(true, |(n, a)| n >= a))
+        });
+        let reached = matches!(tokio::time::timeout(bound, wait).await, Ok(Ok(_)));
+        reached
     }
 
     /// Hands a shard's batch to the hub; waits if the hub is behind (back-pressure on the
@@ -173,7 +207,7 @@ impl Hub {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
+async fn run(mut rx: mpsc::Receiver<Command>, shards: usize, position: watch::Sender<Vec<Cursor>>) {
     let mut cursors = vec![Cursor::default(); shards];
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut by_zone: HashMap<Arc<str>, HashSet<u64>> = HashMap::new();
@@ -192,21 +226,12 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                     };
                     let json = Utf8Bytes::from(event.to_json(&Position(cursors.clone())));
                     for id in subs {
-                        let Some(conn) = conns.get_mut(id) else {
-                            continue;
-                        };
-                        if conn.lagged {
-                            continue;
-                        }
-                        let out = Outgoing {
-                            zone: Arc::clone(&event.zone),
-                            json: json.clone(),
-                        };
-                        if let Err(mpsc::error::TrySendError::Full(_)) =
-                            conn.outbox.tx.try_send(out)
-                        {
-                            conn.lagged = true;
-                            conn.outbox.lagged.notify_one();
+                        if let Some(conn) = conns.get_mut(id) {
+                            conn.offer(Outgoing::Event {
+                                zone: Arc::clone(&event.zone),
+                                cursor: event.cursor,
+                                json: json.clone(),
+                            });
                         }
                     }
                 }
@@ -250,6 +275,13 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                 }
             }
         }
+        position.send_if_modified(|p| {
+            let changed = *p != cursors;
+            if changed {
+                p.clone_from(&cursors);
+            }
+            changed
+        });
     }
 }
 

@@ -12,8 +12,11 @@
 //! A row's `(xid, zone_id, chest_id)` is its position on its shard; a client's position is
 //! the vector of those over all shards. The hub fans events out in one task, stamping each
 //! with the vector as of that event, so "everything up to this position" is well defined for
-//! a resume (`since`), which replays missed `chest_opened` events from the ledger.
+//! a resume (`since`), which replays missed `chest_opened` events from the ledger. Each
+//! connection remembers per zone what its client has (`dedupe`), so live events and replays
+//! never send an event twice.
 
+mod dedupe;
 mod follower;
 mod hub;
 pub mod ws;

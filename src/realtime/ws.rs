@@ -13,7 +13,7 @@
 //! Close codes: 1001 server shutting down, 1008 no traffic for three ping intervals,
 //! 1009 message over `TROVE_WS_MAX_MESSAGE`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ use tokio::time::{timeout, Instant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::dedupe::ZoneState;
 use super::hub::{Event, EventKind, Outbox, Outgoing};
 use super::{Cursor, Position, Realtime};
 use crate::api::error::ApiError;
@@ -127,7 +128,8 @@ enum Flow {
 struct Connection {
     id: u64,
     rt: Realtime,
-    zones: HashSet<Arc<str>>,
+    /// Subscribed zones and what this connection delivered of each (never twice).
+    zones: HashMap<Arc<str>, ZoneState>,
     _caller: Caller,
     _permit: OwnedSemaphorePermit,
 }
@@ -137,7 +139,7 @@ impl Connection {
         Connection {
             id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
             rt,
-            zones: HashSet::new(),
+            zones: HashMap::new(),
             _caller: caller,
             _permit: permit,
         }
@@ -264,7 +266,7 @@ impl Connection {
                 .send_error(socket, "invalid_message", "zones must not be empty")
                 .await;
         }
-        let after: HashSet<&Arc<str>> = self.zones.iter().chain(wanted.iter()).collect();
+        let after: HashSet<&Arc<str>> = self.zones.keys().chain(wanted.iter()).collect();
         if after.len() > self.rt.limits.max_zones {
             let message = format!(
                 "a connection may watch at most {} zones",
@@ -279,28 +281,51 @@ impl Connection {
             Ok(s) => s,
             Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
         };
+        if let Some(since) = &since {
+            // A position from another instance may be ahead of this one's tail. Waiting a
+            // moment lets the replay cover it and keeps `position` no older than `since`;
+            // if the tail stays behind, dedupe still drops what the client has.
+            let shards: Vec<usize> = self.by_shard(&wanted).into_keys().collect();
+            self.rt.hub.reached(since, &shards, SINCE_WAIT).await;
+        }
         let Some(now) = self.rt.hub.subscribe(self.id, wanted.clone()).await else {
             return Flow::Close;
         };
-        self.zones.extend(wanted.iter().cloned());
-        let mut resumed = since.as_ref().map(|_| true);
+        for z in &wanted {
+            let shard = self.rt.shards.for_zone(z).index;
+            self.zones
+                .entry(Arc::clone(z))
+                .or_insert_with(|| ZoneState::new(shard, now.0[shard]));
+        }
+        let mut resumed = None;
+        let mut at = now.clone();
         if let Some(since) = &since {
-            match self.replay(&wanted, since, &now).await {
-                Ok(Some(events)) => {
-                    for text in events {
-                        if let Flow::Close = self.send(socket, Message::Text(text.into())).await {
-                            return Flow::Close;
-                        }
-                    }
+            for z in &wanted {
+                if let Some(state) = self.zones.get_mut(z) {
+                    state.declare(since.0[state.shard]);
                 }
-                Ok(None) => resumed = Some(false),
+            }
+            resumed = match self.replay(socket, &wanted, since, &now).await {
+                Ok(Replay::Done) => Some(true),
+                Ok(Replay::TooWide) => Some(false),
+                Ok(Replay::Closed) => return Flow::Close,
                 Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
+            };
+            // Events up to `since` are never sent again, so the snapshot counts them even
+            // where this instance's tail has not reached them yet.
+            for (a, s) in at.0.iter_mut().zip(&since.0) {
+                *a = (*a).max(*s);
             }
         }
-        let snapshot = match self.snapshot(&wanted, &now).await {
+        let snapshot = match self.snapshot(&wanted, &at).await {
             Ok(s) => s,
             Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
         };
+        for z in &wanted {
+            if let Some(state) = self.zones.get_mut(z) {
+                state.rebase(at.0[state.shard]);
+            }
+        }
         let mut msg = json!({"type": "subscribed", "zones": snapshot, "position": now.encode()});
         if let Some(r) = resumed {
             msg["resumed"] = json!(r);
@@ -308,7 +333,8 @@ impl Connection {
         self.send_json(socket, &msg).await
     }
 
-    /// Writes one queued event and whatever else is queued, with a single flush.
+    /// Writes one queued event and whatever else is queued, with a single flush; drops events
+    /// the client already has (see `dedupe`).
     async fn write_events(
         &mut self,
         socket: &mut WebSocket,
@@ -318,19 +344,26 @@ impl Connection {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(out) = next {
-            // Events for a zone unsubscribed a moment ago may still sit in the queue.
-            if self.zones.contains(&out.zone) {
-                let text = out.json;
-                match timeout(
-                    self.rt.limits.write_timeout,
-                    socket.feed(Message::Text(text)),
-                )
-                .await
-                {
-                    Ok(Ok(())) => {}
-                    _ => return Flow::Close,
+            match out {
+                Outgoing::Event { zone, cursor, json } => {
+                    // Also drops events of a zone unsubscribed a moment ago.
+                    if self
+                        .zones
+                        .get_mut(&zone)
+                        .is_some_and(|z| z.take_live(cursor))
+                    {
+                        match timeout(
+                            self.rt.limits.write_timeout,
+                            socket.feed(Message::Text(json)),
+                        )
+                        .await
+                        {
+                            Ok(Ok(())) => {}
+                            _ => return Flow::Close,
+                        }
+                        n += 1;
+                    }
                 }
-                n += 1;
             }
             next = if n < 64 { rx.try_recv().ok() } else { None };
         }
@@ -344,6 +377,8 @@ impl Connection {
     }
 
     /// The queue overflowed: write out what it holds, resubscribe, and send one `lagged`.
+    /// The gap between what was written and the new position is what a `since` resume
+    /// replays.
     async fn on_lagged(
         &mut self,
         socket: &mut WebSocket,
@@ -355,10 +390,13 @@ impl Connection {
                 return Flow::Close;
             }
         }
-        let zones: Vec<Arc<str>> = self.zones.iter().cloned().collect();
+        let zones: Vec<Arc<str>> = self.zones.keys().cloned().collect();
         let Some(now) = self.rt.hub.subscribe(self.id, zones.clone()).await else {
             return Flow::Close;
         };
+        for state in self.zones.values_mut() {
+            state.rebase(now.0[state.shard]);
+        }
         let snapshot = self.snapshot(&zones, &now).await.unwrap_or_default();
         let msg = json!({
             "type": "lagged",
@@ -396,16 +434,26 @@ impl Connection {
         Ok(out)
     }
 
-    /// The `chest_opened` events of `zones` after `since` up to `now`, oldest first, each
-    /// with its own position; None when the gap is wider than the replay window.
+    /// Sends the `chest_opened` events of `zones` after `since` up to `now` that the client
+    /// does not have yet, oldest first per shard, each with its own position. Nothing is sent
+    /// when the gap on some shard is wider than the replay window, or reaches back past what
+    /// this connection can still tell apart (`TooWide`: a snapshot is sent instead).
     async fn replay(
-        &self,
+        &mut self,
+        socket: &mut WebSocket,
         zones: &[Arc<str>],
         since: &Position,
         now: &Position,
-    ) -> Result<Option<Vec<String>>, Error> {
-        let mut texts = Vec::new();
-        let mut pos = since.clone();
+    ) -> Result<Replay, Error> {
+        if zones.iter().any(|z| {
+            self.zones
+                .get(z)
+                .is_some_and(|s| !s.replayable(since.0[s.shard]))
+        }) {
+            return Ok(Replay::TooWide);
+        }
+        // Read every shard's gap before sending anything: a replay is all or nothing.
+        let mut gaps = Vec::new();
         for (shard_index, names) in self.by_shard(zones) {
             let (from, to) = (since.0[shard_index], now.0[shard_index]);
             if from >= to {
@@ -430,8 +478,12 @@ impl Connection {
                 .first()
                 .is_some_and(|r| r.scanned >= self.rt.limits.replay_window)
             {
-                return Ok(None);
+                return Ok(Replay::TooWide);
             }
+            gaps.push((shard_index, to, rows));
+        }
+        let mut pos = since.clone();
+        for (shard_index, to, rows) in gaps {
             for r in rows {
                 let (
                     Some(xid),
@@ -456,6 +508,13 @@ impl Connection {
                     zone_id,
                     chest_id,
                 };
+                if !self
+                    .zones
+                    .get_mut(zone.as_str())
+                    .is_some_and(|s| s.take_replayed(cursor))
+                {
+                    continue;
+                }
                 pos.0[shard_index] = cursor;
                 let event = Event {
                     cursor,
@@ -468,11 +527,19 @@ impl Connection {
                         claim_id,
                     },
                 };
-                texts.push(event.to_json(&pos));
+                let text = event.to_json(&pos);
+                if let Flow::Close = self.send(socket, Message::Text(text.into())).await {
+                    return Ok(Replay::Closed);
+                }
             }
             pos.0[shard_index] = to;
         }
-        Ok(Some(texts))
+        for z in zones {
+            if let Some(state) = self.zones.get_mut(z) {
+                state.replayed(now.0[state.shard]);
+            }
+        }
+        Ok(Replay::Done)
     }
 
     fn by_shard(&self, zones: &[Arc<str>]) -> BTreeMap<usize, Vec<String>> {
@@ -509,6 +576,20 @@ impl Connection {
         .await
     }
 }
+
+/// How a `since` replay ended.
+enum Replay {
+    /// Every missed event was sent.
+    Done,
+    /// The gap was too wide to replay; nothing was sent.
+    TooWide,
+    /// The socket failed.
+    Closed,
+}
+
+/// How long a `since` waits for this instance's tail to reach it (it may come from another
+/// instance whose tail polled a moment earlier).
+const SINCE_WAIT: Duration = Duration::from_secs(1);
 
 /// Control messages (replies, pings) are small; a client that cannot take them within this
 /// long is gone.

@@ -562,3 +562,168 @@ async fn silent_clients_are_closed_by_the_heartbeat_and_shutdown_sends_1001() {
         .expect("close frame");
     assert_eq!(closed, json!({"type": "__closed", "code": 1001}));
 }
+
+/// The position of a message, for `since`.
+fn position(v: &Value) -> String {
+    v["position"].as_str().expect("position").to_owned()
+}
+
+/// Reads until `subscribed` (collecting replayed `chest_opened` claim ids), then any live ones
+/// until `quiet_for` passes without a message.
+async fn resume(
+    ws: &mut Ws,
+    zones: &[&str],
+    since: &str,
+    quiet_for: Duration,
+) -> (Value, Vec<Value>) {
+    send(
+        ws,
+        json!({"op": "subscribe", "zones": zones, "since": since}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    let subscribed = loop {
+        let v = next(ws, Duration::from_secs(10)).await.expect("message");
+        match v["type"].as_str() {
+            Some("chest_opened") => ids.push(v["claim_id"].clone()),
+            Some("subscribed") => break v,
+            other => panic!("unexpected {other:?}: {v}"),
+        }
+    };
+    while let Some(v) = next(ws, quiet_for).await {
+        assert_eq!(v["type"], "chest_opened", "{v}");
+        ids.push(v["claim_id"].clone());
+    }
+    (subscribed, ids)
+}
+
+fn assert_exactly_once(got: &[Value], want: &HashSet<Value>) {
+    let set: HashSet<Value> = got.iter().cloned().collect();
+    assert_eq!(got.len(), set.len(), "duplicates: {got:?}");
+    assert_eq!(&set, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagged_client_that_resumes_gets_every_event_exactly_once() {
+    let pg_app = spawn_app().await;
+    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    config.ws_queue = 4;
+    config.tcp_send_buffer = 4096;
+    let app = Arc::new(spawn_app_with(config).await);
+    app.starter().await;
+    let zone = zone_on(0, "relapse");
+    app.spawn_zone(&zone, 500, "starter").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("rcvbuf");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let url = format!("ws://{addr}/v1/ws?token={}", app.token("relapse"));
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrade");
+    let mut last = position(&subscribe(&mut ws, &[&zone]).await);
+
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let app = Arc::clone(&app);
+        let zone = zone.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = app.token(&format!("burst-{i}"));
+            app.claim(&zone, &t, None).await.body["claim_id"].clone()
+        }));
+    }
+    let mut claimed = HashSet::new();
+    for t in tasks {
+        claimed.insert(t.await.expect("task"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Catch up: events, one or more `lagged` (each restarting live events at its position),
+    // more events. Resume from the position held before the first `lagged`.
+    let mut got = Vec::new();
+    let mut resume_from = None;
+    while let Some(v) = next(&mut ws, Duration::from_secs(2)).await {
+        match v["type"].as_str() {
+            Some("chest_opened") => {
+                got.push(v["claim_id"].clone());
+                last = position(&v);
+            }
+            // The spawn, if the tail read it after the subscription.
+            Some("chests_spawned") => last = position(&v),
+            Some("lagged") => {
+                resume_from.get_or_insert_with(|| last.clone());
+            }
+            other => panic!("unexpected {other:?}: {v}"),
+        }
+    }
+    let resume_from = resume_from.expect("the queue overflowed but no lagged message came");
+    assert!(got.len() < 300, "nothing was skipped");
+    let (subscribed, replayed) =
+        resume(&mut ws, &[&zone], &resume_from, Duration::from_millis(500)).await;
+    assert_eq!(subscribed["resumed"], true);
+    assert_eq!(subscribed["zones"][0]["opened"], 300);
+    got.extend(replayed);
+    assert_exactly_once(&got, &claimed);
+    // Live events go on, once each.
+    let id = app.claim(&zone, &app.token("after"), None).await.body["claim_id"].clone();
+    assert_eq!(
+        opened_events(&mut ws, 1, Duration::from_secs(5)).await[0]["claim_id"],
+        id
+    );
+    quiet(&mut ws, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_from_one_instance_resumes_on_a_lagging_one_without_duplicates() {
+    let a = spawn_app().await;
+    a.starter().await;
+    // B's tail polls rarely, so it is well behind A when the client moves over.
+    let mut config = Config::for_shards(a.shard_urls.clone(), SECRET);
+    config.tail_poll_ms = 8000;
+    let b = spawn_app_with(config).await;
+    let zones = [zone_on(0, "hop"), zone_on(1, "hop")];
+    for z in &zones {
+        a.spawn_zone(z, 50, "starter").await;
+    }
+    let t = a.token("hopper");
+    let mut on_a = connect(&a, "hopper").await;
+    subscribe(&mut on_a, &[&zones[0], &zones[1]]).await;
+    for i in 0..10 {
+        a.claim(&zones[i % 2], &t, None).await;
+    }
+    let seen = opened_events(&mut on_a, 10, Duration::from_secs(5)).await;
+    let since = position(seen.last().expect("event"));
+    drop(on_a);
+
+    let mut on_b = connect(&b, "hopper").await;
+    send(
+        &mut on_b,
+        json!({"op": "subscribe", "zones": zones, "since": since}),
+    )
+    .await;
+    let subscribed = expect(&mut on_b, "subscribed").await;
+    assert_eq!(subscribed["resumed"], true);
+    // The snapshot counts what the client already has, though B's tail has not read it yet.
+    let opened: i64 = subscribed["zones"]
+        .as_array()
+        .expect("zones")
+        .iter()
+        .map(|z| z["opened"].as_i64().expect("opened"))
+        .sum();
+    assert_eq!(opened, 10);
+    let mut fresh = HashSet::new();
+    for i in 0..5 {
+        fresh.insert(a.claim(&zones[i % 2], &t, None).await.body["claim_id"].clone());
+    }
+    // B's next poll reads all 15 claims; only the 5 the client lacks reach it.
+    let got: Vec<Value> = opened_events(&mut on_b, 5, Duration::from_secs(20))
+        .await
+        .into_iter()
+        .map(|e| e["claim_id"].clone())
+        .collect();
+    assert_exactly_once(&got, &fresh);
+    quiet(&mut on_b, Duration::from_millis(500)).await;
+}
