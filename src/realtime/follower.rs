@@ -1,6 +1,8 @@
 //! One follower per shard: tails the ledger below the xmin horizon on a dedicated connection
 //! and hands batches to the hub. On any error it reconnects with backoff and resumes from its
-//! cursor, so a shard restart loses no event (the ledger is durable).
+//! cursor, so a shard restart loses no event (the ledger is durable). When it cannot resume
+//! (it first reaches the shard only after the instance started serving, or the shard's xid
+//! counter went back) it starts at the horizon and has the hub resync the shard's subscribers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +63,7 @@ async fn tail(
     *backoff = Duration::from_millis(100);
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_poll = true;
     loop {
         let from = cursor.unwrap_or_default();
         let rows = sqlx::query_file!(
@@ -75,15 +78,29 @@ async fn tail(
         let Some(horizon) = rows.first().map(|r| r.horizon) else {
             return Err(sqlx::Error::RowNotFound);
         };
+        let reconnected = std::mem::replace(&mut first_poll, false);
         let from = match *cursor {
-            Some(c) => c,
-            None => {
-                // First contact: events start now (history is for `since` replays).
+            // Resuming from the cursor loses nothing: the ledger is durable and every row
+            // after the cursor is still to be read, unless the shard's xid counter went back
+            // (a restore, or a failover to a replica that was behind).
+            Some(c) if !(reconnected && c.xid >= horizon) => c,
+            previous => {
+                // Events start at the horizon (history is for `since` replays).
                 let c = Cursor::below(horizon);
                 *cursor = Some(c);
-                hub.started(shard.index, c).await;
-                if let Some(tx) = started.take() {
-                    let _ = tx.send(());
+                // Before the instance serves, nobody can have missed anything. Later (the
+                // shard was unreachable at start, or went back), subscribers of its zones
+                // may have: they get a fresh snapshot, never a silent gap.
+                let on_time =
+                    previous.is_none() && started.take().is_some_and(|tx| tx.send(()).is_ok());
+                if on_time {
+                    hub.started(shard.index, c).await;
+                } else {
+                    tracing::warn!(
+                        shard = shard.index,
+                        "realtime tail started over at the shard's horizon; resyncing its subscribers"
+                    );
+                    hub.resync(shard.index, c).await;
                 }
                 continue;
             }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{Cursor, Position};
 use crate::loot::Rarity;
+use crate::shards::shard_index;
 
 /// One event read from a shard's tail.
 #[derive(Debug, Clone)]
@@ -89,6 +90,9 @@ pub enum Outgoing {
         cursor: Cursor,
         json: Utf8Bytes,
     },
+    /// The shard's follower started over without proof that it missed nothing: the
+    /// connection's zones on that shard need a fresh snapshot as of `position`.
+    Resync { shard: usize, position: Position },
 }
 
 /// Where the hub queues a connection's events, and how it tells the connection it lagged.
@@ -99,6 +103,10 @@ pub struct Outbox {
 
 enum Command {
     Started {
+        shard: usize,
+        cursor: Cursor,
+    },
+    Resync {
         shard: usize,
         cursor: Cursor,
     },
@@ -164,6 +172,13 @@ impl Hub {
         let _ = self.tx.send(Command::Started { shard, cursor }).await;
     }
 
+    /// The follower of `shard` starts over at `cursor` without proof that it missed nothing
+    /// since the last event it handed over: subscribers of the shard's zones get a fresh
+    /// snapshot, in order with the events.
+    pub(crate) async fn resync(&self, shard: usize, cursor: Cursor) {
+        let _ = self.tx.send(Command::Resync { shard, cursor }).await;
+    }
+
     /// Waits (at most `bound`) until the hub's position is at or past `at` on `shards`; true
     /// if it got there.
     pub async fn reached(&self, at: &Position, shards: &[usize], bound: Duration) -> bool {
@@ -216,6 +231,19 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize, position: watch::Se
             Command::Started { shard, cursor } => {
                 if cursors[shard] < cursor {
                     cursors[shard] = cursor;
+                }
+            }
+            Command::Resync { shard, cursor } => {
+                // Set, not raised: after a restore the shard's positions may have gone back.
+                cursors[shard] = cursor;
+                let at = Position(cursors.clone());
+                for conn in conns.values_mut() {
+                    if conn.zones.iter().any(|z| shard_index(z, shards) == shard) {
+                        conn.offer(Outgoing::Resync {
+                            shard,
+                            position: at.clone(),
+                        });
+                    }
                 }
             }
             Command::Batch { shard, events, end } => {

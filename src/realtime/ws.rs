@@ -3,7 +3,8 @@
 //! Protocol (JSON text frames):
 //! - client: `{"op":"subscribe","zones":[…],"since":POSITION?}`, `{"op":"unsubscribe","zones":[…]}`,
 //!   `{"op":"ping"}`;
-//! - server: `subscribed`, `chest_opened`, `chests_spawned`, `lagged`, `pong`, `error`.
+//! - server: `subscribed`, `chest_opened`, `chests_spawned`, `lagged`, `resync` (a shard's tail
+//!   started over: fresh snapshots of its zones), `pong`, `error`.
 //!
 //! Slow clients: each connection has a bounded queue (`TROVE_WS_QUEUE`). When it overflows,
 //! the hub skips the connection; once the connection has written out what was queued it sends
@@ -364,6 +365,14 @@ impl Connection {
                         n += 1;
                     }
                 }
+                Outgoing::Resync { shard, position } => {
+                    // In order: what was fed before goes out with the resync message.
+                    self.rt.metrics.ws_messages_sent.inc_by(n);
+                    n = 0;
+                    if let Flow::Close = self.on_resync(socket, shard, &position).await {
+                        return Flow::Close;
+                    }
+                }
             }
             next = if n < 64 { rx.try_recv().ok() } else { None };
         }
@@ -397,7 +406,10 @@ impl Connection {
         for state in self.zones.values_mut() {
             state.rebase(now.0[state.shard]);
         }
-        let snapshot = self.snapshot(&zones, &now).await.unwrap_or_default();
+        let snapshot = self
+            .snapshot_retrying(&zones, &now)
+            .await
+            .unwrap_or_default();
         let msg = json!({
             "type": "lagged",
             "message": "events were skipped because this connection read too slowly; resume with since to replay them",
@@ -405,6 +417,59 @@ impl Connection {
             "position": now.encode(),
         });
         self.send_json(socket, &msg).await
+    }
+
+    /// A shard's follower started over: fresh snapshots of this connection's zones on it.
+    async fn on_resync(&mut self, socket: &mut WebSocket, shard: usize, at: &Position) -> Flow {
+        let zones: Vec<Arc<str>> = self
+            .zones
+            .iter()
+            .filter(|(_, s)| s.shard == shard)
+            .map(|(z, _)| Arc::clone(z))
+            .collect();
+        if zones.is_empty() {
+            return Flow::Continue;
+        }
+        let snapshot = match self.snapshot_retrying(&zones, at).await {
+            Ok(s) => s,
+            Err(e) => {
+                let message = format!(
+                    "could not resync after shard {shard} came back ({e}); subscribe again"
+                );
+                return self.send_error(socket, e.code(), &message).await;
+            }
+        };
+        for z in &zones {
+            if let Some(state) = self.zones.get_mut(z) {
+                state.rebase(at.0[shard]);
+            }
+        }
+        let msg = json!({
+            "type": "resync",
+            "message": "the ledger tail of these zones' shard started over; events before position may be missing, so here is a fresh snapshot",
+            "zones": snapshot,
+            "position": at.encode(),
+        });
+        self.send_json(socket, &msg).await
+    }
+
+    /// `snapshot`, retried for a few seconds while the shard is marked down: right after a
+    /// shard comes back its pool may still be waiting for the probe that revives it.
+    async fn snapshot_retrying(
+        &self,
+        zones: &[Arc<str>],
+        at: &Position,
+    ) -> Result<Vec<Value>, Error> {
+        let mut tries = 0;
+        loop {
+            match self.snapshot(zones, at).await {
+                Err(Error::ShardUnavailable { .. }) if tries < SNAPSHOT_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(SNAPSHOT_RETRY_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Zone totals as of `at`, from each zone's shard.
@@ -590,6 +655,11 @@ enum Replay {
 /// How long a `since` waits for this instance's tail to reach it (it may come from another
 /// instance whose tail polled a moment earlier).
 const SINCE_WAIT: Duration = Duration::from_secs(1);
+
+/// Snapshot retries while a shard that just came back is still marked down (probed every
+/// 250 ms), and the pause between them.
+const SNAPSHOT_RETRIES: u32 = 10;
+const SNAPSHOT_RETRY_PAUSE: Duration = Duration::from_millis(300);
 
 /// Control messages (replies, pings) are small; a client that cannot take them within this
 /// long is gone.

@@ -727,3 +727,67 @@ async fn a_position_from_one_instance_resumes_on_a_lagging_one_without_duplicate
     assert_exactly_once(&got, &fresh);
     quiet(&mut on_b, Duration::from_millis(500)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_down_when_an_instance_starts_resyncs_its_subscribers_when_back() {
+    let healthy = spawn_app().await;
+    let own = start_cluster("realtime-late");
+    migrated_template(&own).await;
+    let urls = vec![healthy.shard_urls[0].clone(), fresh_db(&own).await];
+    let a = spawn_app_on(urls.clone()).await;
+    a.starter().await;
+    let zone = zone_on(1, "dawn");
+    a.spawn_zone(&zone, 100, "starter").await;
+    let t = a.token("p");
+    for _ in 0..2 {
+        assert_eq!(a.claim(&zone, &t, None).await.status, StatusCode::CREATED);
+    }
+    own.stop().expect("stop");
+    // B starts while shard 1 is down, so its follower has no cursor there.
+    let b = spawn_app_on(urls).await;
+    let mut ws = connect(&b, "early").await;
+    send(&mut ws, json!({"op": "subscribe", "zones": [zone]})).await;
+    let refused = expect(&mut ws, "error").await;
+    assert_eq!(refused["error"], "shard_unavailable");
+
+    own.start().expect("start");
+    // Claims race B's follower reaching the shard: before it, they are in the resync
+    // snapshot; after it, they arrive as events.
+    let mut opened = 2;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while opened < 5 {
+        if a.claim(&zone, &t, None).await.status == StatusCode::CREATED {
+            opened += 1;
+        } else {
+            assert!(Instant::now() < deadline, "shard did not come back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let resync = next(&mut ws, Duration::from_secs(15))
+        .await
+        .expect("no resync message");
+    assert_eq!(resync["type"], "resync", "{resync}");
+    assert!(resync["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(resync["position"].is_string());
+    assert_eq!(resync["zones"][0]["zone"], json!(zone));
+    assert_eq!(resync["zones"][0]["total"], 100);
+    let base = resync["zones"][0]["opened"].as_i64().expect("opened");
+    let last = a.claim(&zone, &t, None).await.body["claim_id"].clone();
+    opened += 1;
+    let mut after = 0;
+    loop {
+        let v = next(&mut ws, Duration::from_secs(10))
+            .await
+            .expect("the last claim never arrived");
+        assert_eq!(v["type"], "chest_opened", "{v}");
+        after += 1;
+        if v["claim_id"] == last {
+            break;
+        }
+    }
+    assert_eq!(
+        base + after,
+        opened,
+        "the resync snapshot plus later events must add up"
+    );
+}
