@@ -791,3 +791,101 @@ async fn a_shard_down_when_an_instance_starts_resyncs_its_subscribers_when_back(
         "the resync snapshot plus later events must add up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_committing_out_of_xid_order_arrive_once_and_resume_from_before_them() {
+    let app = Arc::new(spawn_app().await);
+    app.starter().await;
+    let (held, busy, aside) = (zone_on(1, "held"), zone_on(1, "busy"), zone_on(0, "aside"));
+    for z in [&held, &busy, &aside] {
+        app.spawn_zone(z, 20, "starter").await;
+    }
+    let mut ws = connect(&app, "watcher").await;
+    subscribe(&mut ws, &[&held, &busy, &aside]).await;
+
+    // A real claim in `held` takes its xid (locking its chest), then waits on the zone's
+    // counter slots, locked here.
+    let mut db = app.shard_db(1).await;
+    let mut locker = sqlx::Connection::begin(&mut db).await.expect("begin");
+    sqlx::query("SELECT 1 FROM zone_counters n JOIN zones z ON z.id = n.zone_id WHERE z.name = $1 FOR UPDATE OF n")
+        .bind(&held)
+        .fetch_all(&mut *locker)
+        .await
+        .expect("lock counters");
+    let old = {
+        let app = Arc::clone(&app);
+        let held = held.clone();
+        tokio::spawn(async move { app.claim(&held, &app.token("slowpoke"), None).await })
+    };
+    let mut probe = app.shard_db(1).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .expect("pg_stat_activity");
+        if waiting == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the claim never blocked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Later claims on the same shard commit first; the other shard's events flow meanwhile.
+    let t = app.token("quick");
+    let mut later = HashSet::new();
+    for _ in 0..5 {
+        later.insert(app.claim(&busy, &t, None).await.body["claim_id"].clone());
+    }
+    let mut aside_ids = HashSet::new();
+    for _ in 0..3 {
+        aside_ids.insert(app.claim(&aside, &t, None).await.body["claim_id"].clone());
+    }
+    let meanwhile = opened_events(&mut ws, 3, Duration::from_secs(5)).await;
+    for e in &meanwhile {
+        assert!(aside_ids.contains(&e["claim_id"]), "{e}");
+    }
+    // A position taken while the old claim is still open.
+    let while_open = position(meanwhile.last().expect("event"));
+
+    locker.commit().await.expect("commit");
+    let old = old.await.expect("claim task");
+    assert_eq!(old.status, StatusCode::CREATED, "{:?}", old.body);
+    let old_id = old.body["claim_id"].clone();
+    let xids: std::collections::HashMap<String, i64> =
+        sqlx::query_as("SELECT claim_id::text, xid FROM claims")
+            .fetch_all(&mut probe)
+            .await
+            .expect("xids")
+            .into_iter()
+            .collect();
+    let xid_of = |id: &Value| xids[id.as_str().expect("id")];
+    for id in &later {
+        assert!(
+            xid_of(&old_id) < xid_of(id),
+            "the held claim must have the older xid"
+        );
+    }
+
+    let mut all = later.clone();
+    all.insert(old_id.clone());
+    let got: Vec<Value> = opened_events(&mut ws, 6, Duration::from_secs(5))
+        .await
+        .into_iter()
+        .map(|e| e["claim_id"].clone())
+        .collect();
+    assert_exactly_once(&got, &all);
+    quiet(&mut ws, Duration::from_millis(300)).await;
+
+    let mut again = connect(&app, "watcher").await;
+    let (subscribed, replayed) = resume(
+        &mut again,
+        &[&held, &busy],
+        &while_open,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(subscribed["resumed"], true);
+    assert_exactly_once(&replayed, &all);
+}
