@@ -98,6 +98,13 @@ impl ZoneState {
         if lo >= hi {
             return;
         }
+        // The common case, a live event extending the latest range: no allocation.
+        if let Some(last) = self.seen.last_mut() {
+            if last.0 <= lo && lo <= last.1 {
+                last.1 = last.1.max(hi);
+                return;
+            }
+        }
         let mut merged = (lo, hi);
         let mut out = Vec::with_capacity(self.seen.len() + 1);
         for &(a, b) in &self.seen {
