@@ -114,6 +114,9 @@ pub struct Realtime {
     pub(crate) shards: ShardSet,
     pub(crate) limits: Arc<Limits>,
     pub(crate) connections: Arc<Semaphore>,
+    /// Resume pages in flight: each holds up to `ws::REPLAY_PAGE` rows while it is read and
+    /// written, so memory stays bounded however many clients resume at once.
+    pub(crate) replays: Arc<Semaphore>,
     pub(crate) max_connections: usize,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) metrics: Metrics,
@@ -164,6 +167,7 @@ impl Realtime {
                 replay_window: config.replay_window.max(1),
             }),
             connections: Arc::new(Semaphore::new(config.ws_max_connections)),
+            replays: Arc::new(Semaphore::new(config.ws_max_replays.max(1))),
             max_connections: config.ws_max_connections,
             shutdown,
             metrics,

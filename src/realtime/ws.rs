@@ -502,7 +502,9 @@ impl Connection {
     /// Sends the `chest_opened` events of `zones` after `since` up to `now` that the client
     /// does not have yet, oldest first per shard, each with its own position. Nothing is sent
     /// when the gap on some shard is wider than the replay window, or reaches back past what
-    /// this connection can still tell apart (`TooWide`: a snapshot is sent instead).
+    /// this connection can still tell apart (`TooWide`: a snapshot is sent instead). Reads
+    /// and writes one bounded page at a time under a `replays` permit, so memory stays
+    /// bounded however many clients resume.
     async fn replay(
         &mut self,
         socket: &mut WebSocket,
@@ -517,7 +519,8 @@ impl Connection {
         }) {
             return Ok(Replay::TooWide);
         }
-        // Read every shard's gap before sending anything: a replay is all or nothing.
+        // Measure every shard's gap before sending anything: a replay is all or nothing.
+        let window = self.rt.limits.replay_window;
         let mut gaps = Vec::new();
         for (shard_index, names) in self.by_shard(zones) {
             let (from, to) = (since.0[shard_index], now.0[shard_index]);
@@ -525,75 +528,103 @@ impl Connection {
                 continue;
             }
             let shard = &self.rt.shards.all()[shard_index];
-            let rows = sqlx::query_file!(
-                "sql/replay_claims.sql",
-                &names[..],
+            let scanned = sqlx::query_file_scalar!(
+                "sql/replay_count.sql",
                 from.xid,
                 from.zone_id,
                 from.chest_id,
                 to.xid,
                 to.zone_id,
                 to.chest_id,
-                self.rt.limits.replay_window
+                window
             )
-            .fetch_all(&mut *shard.acquire().await?)
+            .fetch_one(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?;
-            if rows
-                .first()
-                .is_some_and(|r| r.scanned >= self.rt.limits.replay_window)
-            {
+            if scanned >= window {
                 return Ok(Replay::TooWide);
             }
-            gaps.push((shard_index, to, rows));
+            gaps.push((shard_index, names, from, to));
         }
+        // Then page through each gap, writing every page out before reading the next.
         let mut pos = since.clone();
-        for (shard_index, to, rows) in gaps {
-            for r in rows {
-                let (
-                    Some(xid),
-                    Some(zone_id),
-                    Some(zone),
-                    Some(chest_id),
-                    Some(claim_id),
-                    Some(opened_at),
-                ) = (
-                    r.xid,
-                    r.zone_id,
-                    r.zone,
-                    r.chest_id,
-                    r.claim_id,
-                    r.opened_at,
+        for (shard_index, names, from, to) in gaps {
+            let shard = Arc::clone(&self.rt.shards.all()[shard_index]);
+            let mut after = from;
+            loop {
+                let _permit = Arc::clone(&self.rt.replays)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Internal("the replay semaphore closed".into()))?;
+                let rows = sqlx::query_file!(
+                    "sql/replay_claims.sql",
+                    &names[..],
+                    after.xid,
+                    after.zone_id,
+                    after.chest_id,
+                    to.xid,
+                    to.zone_id,
+                    to.chest_id,
+                    REPLAY_PAGE
                 )
-                else {
-                    continue;
+                .fetch_all(&mut *shard.acquire().await?)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+                let Some(first) = rows.first() else {
+                    break;
                 };
-                let cursor = Cursor {
-                    xid,
-                    zone_id,
-                    chest_id,
+                after = Cursor {
+                    xid: first.last_xid,
+                    zone_id: first.last_zone_id,
+                    chest_id: first.last_chest_id,
                 };
-                if !self
-                    .zones
-                    .get_mut(zone.as_str())
-                    .is_some_and(|s| s.take_replayed(cursor))
-                {
-                    continue;
-                }
-                pos.0[shard_index] = cursor;
-                let event = Event {
-                    cursor,
-                    zone: zone.into(),
-                    kind: EventKind::Opened {
+                let mut frames = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let (
+                        Some(xid),
+                        Some(zone_id),
+                        Some(zone),
+                        Some(chest_id),
+                        Some(claim_id),
+                        Some(opened_at),
+                    ) = (
+                        r.xid,
+                        r.zone_id,
+                        r.zone,
+                        r.chest_id,
+                        r.claim_id,
+                        r.opened_at,
+                    )
+                    else {
+                        continue; // a page with none of these zones' claims
+                    };
+                    let cursor = Cursor {
+                        xid,
+                        zone_id,
                         chest_id,
-                        player: r.player.unwrap_or_default(),
-                        rarity: r.loot.as_ref().and_then(super::follower::best_rarity),
-                        opened_at,
-                        claim_id,
-                    },
-                };
-                let text = event.to_json(&pos);
-                if let Flow::Close = self.send(socket, Message::Text(text.into())).await {
+                    };
+                    if !self
+                        .zones
+                        .get_mut(zone.as_str())
+                        .is_some_and(|s| s.take_replayed(cursor))
+                    {
+                        continue;
+                    }
+                    pos.0[shard_index] = cursor;
+                    let event = Event {
+                        cursor,
+                        zone: zone.into(),
+                        kind: EventKind::Opened {
+                            chest_id,
+                            player: r.player.unwrap_or_default(),
+                            rarity: r.loot.as_ref().and_then(super::follower::best_rarity),
+                            opened_at,
+                            claim_id,
+                        },
+                    };
+                    frames.push(Utf8Bytes::from(event.to_json(&pos)));
+                }
+                if let Flow::Close = self.write_page(socket, frames).await {
                     return Ok(Replay::Closed);
                 }
             }
@@ -605,6 +636,25 @@ impl Connection {
             }
         }
         Ok(Replay::Done)
+    }
+
+    /// Writes one replay page with a single flush. The whole page must go out within the
+    /// write timeout: it holds a replay permit, which a slow reader must not keep.
+    async fn write_page(&self, socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Flow {
+        let n = frames.len() as u64;
+        let write = async {
+            for text in frames {
+                socket.feed(Message::Text(text)).await?;
+            }
+            socket.flush().await
+        };
+        match timeout(self.rt.limits.write_timeout, write).await {
+            Ok(Ok(())) => {
+                self.rt.metrics.ws_messages_sent.inc_by(n);
+                Flow::Continue
+            }
+            _ => Flow::Close,
+        }
     }
 
     fn by_shard(&self, zones: &[Arc<str>]) -> BTreeMap<usize, Vec<String>> {
@@ -651,6 +701,9 @@ enum Replay {
     /// The socket failed.
     Closed,
 }
+
+/// Ledger rows read per replay page (of every zone on the shard, in tail order).
+const REPLAY_PAGE: i64 = 1000;
 
 /// How long a `since` waits for this instance's tail to reach it (it may come from another
 /// instance whose tail polled a moment earlier).

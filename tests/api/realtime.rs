@@ -902,3 +902,94 @@ async fn claims_committing_out_of_xid_order_arrive_once_and_resume_from_before_t
     assert_eq!(subscribed["resumed"], true);
     assert_exactly_once(&replayed, &all);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_stream_in_pages_under_a_replay_cap_and_past_the_window_get_a_snapshot() {
+    let pg_app = spawn_app().await;
+    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    config.ws_max_replays = 1;
+    let app = spawn_app_with(config.clone()).await;
+    config.replay_window = 3000;
+    let narrow = spawn_app_with(config).await;
+    app.starter().await;
+    let (zone, noise) = (zone_on(0, "deep"), zone_on(0, "noise"));
+    app.spawn_zone(&zone, 10, "starter").await;
+    app.spawn_zone(&noise, 10, "starter").await;
+    let mut ws = connect(&app, "diver").await;
+    let since = position(&subscribe(&mut ws, &[&zone]).await);
+    drop(ws);
+    // More ledger rows than fit in a page: 2,500 of the zone and 700 of another, written
+    // straight to the ledger (one transaction each) to be quick.
+    let mut db = app.shard_db(0).await;
+    for (z, n) in [(&zone, 2500), (&noise, 700)] {
+        sqlx::query("INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot) SELECT id, 1000 + g, gen_random_uuid(), 'bulk', 1, 1, '[]' FROM zones, generate_series(1, $2) AS g WHERE name = $1")
+            .bind(z)
+            .bind(n)
+            .execute(&mut db)
+            .await
+            .expect("insert");
+    }
+    let want: HashSet<Value> = sqlx::query_scalar::<_, String>(
+        "SELECT c.claim_id::text FROM claims c JOIN zones z ON z.id = c.zone_id WHERE z.name = $1",
+    )
+    .bind(&zone)
+    .fetch_all(&mut db)
+    .await
+    .expect("ids")
+    .into_iter()
+    .map(Value::String)
+    .collect();
+    assert_eq!(want.len(), 2500);
+
+    // Three clients resume at once through one replay permit; each gets all, once, in order.
+    let resumes = (0..3).map(|i| {
+        let (app, zone, since) = (&app, &zone, &since);
+        async move {
+            let mut ws = connect(app, &format!("diver{i}")).await;
+            send(
+                &mut ws,
+                json!({"op": "subscribe", "zones": [zone], "since": since}),
+            )
+            .await;
+            let mut chests = Vec::new();
+            let mut ids = Vec::new();
+            loop {
+                let v = next(&mut ws, Duration::from_secs(20))
+                    .await
+                    .expect("message");
+                match v["type"].as_str() {
+                    Some("chest_opened") => {
+                        chests.push(v["chest_id"].as_i64().expect("chest"));
+                        ids.push(v["claim_id"].clone());
+                    }
+                    Some("subscribed") => {
+                        assert_eq!(v["resumed"], true);
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}: {v}"),
+                }
+            }
+            // Rows the tail had not read yet when the client subscribed come live.
+            while let Some(v) = next(&mut ws, Duration::from_millis(500)).await {
+                assert_eq!(v["type"], "chest_opened", "{v}");
+                chests.push(v["chest_id"].as_i64().expect("chest"));
+                ids.push(v["claim_id"].clone());
+            }
+            (chests, ids)
+        }
+    });
+    for (chests, ids) in futures::future::join_all(resumes).await {
+        assert!(chests.windows(2).all(|w| w[0] < w[1]), "out of order");
+        assert_exactly_once(&ids, &want);
+    }
+
+    // Past TROVE_REPLAY_WINDOW (3,200 rows to walk, window 3,000): a snapshot, no events.
+    let mut ws = connect(&narrow, "diver").await;
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "zones": [zone], "since": since}),
+    )
+    .await;
+    let v = expect(&mut ws, "subscribed").await;
+    assert_eq!(v["resumed"], false);
+}
