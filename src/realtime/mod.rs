@@ -14,7 +14,8 @@
 //! with the vector as of that event, so "everything up to this position" is well defined for
 //! a resume (`since`), which replays missed `chest_opened` events from the ledger. Each
 //! connection remembers per zone what its client has (`dedupe`), so live events and replays
-//! never send an event twice.
+//! never send an event twice. A follower that cannot resume from its cursor has the hub send
+//! the shard's subscribers a `resync` snapshot rather than skip events silently.
 
 mod dedupe;
 mod follower;
