@@ -170,6 +170,11 @@ pub struct Config {
     )]
     pub replay_window: i64,
 
+    /// Resume pages being read or written at once on this instance (each holds at most 1,000
+    /// ledger rows), so many clients resuming together use bounded memory; others wait.
+    #[arg(long, env = "TROVE_WS_MAX_REPLAYS", default_value_t = 8, global = true)]
+    pub ws_max_replays: usize,
+
     /// Redis for leaderboards and rate limits, e.g. redis://127.0.0.1:6379. Unset: both off.
     #[arg(long, env = "TROVE_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
@@ -310,6 +315,7 @@ impl Config {
             tcp_send_buffer: 65536,
             tail_poll_ms: 10,
             replay_window: 200_000,
+            ws_max_replays: 8,
             redis_url: None,
             redis_prefix: "trove".into(),
             redis_timeout_ms: 100,

@@ -1,9 +1,14 @@
 //! One follower per shard: tails the ledger below the xmin horizon on a dedicated connection
 //! and hands batches to the hub. On any error it reconnects with backoff and resumes from its
-//! cursor, so a shard restart loses no event (the ledger is durable).
+//! cursor, so a shard restart loses no event (the ledger is durable). When it cannot resume
+//! (it first reaches the shard only after the instance started serving, or the shard's xid
+//! counter went back) it starts at the horizon and has the hub resync the shard's subscribers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use sqlx::PgConnection;
 
 use tokio::sync::{oneshot, watch};
 
@@ -58,6 +63,7 @@ async fn tail(
     *backoff = Duration::from_millis(100);
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_poll = true;
     loop {
         let from = cursor.unwrap_or_default();
         let rows = sqlx::query_file!(
@@ -72,15 +78,29 @@ async fn tail(
         let Some(horizon) = rows.first().map(|r| r.horizon) else {
             return Err(sqlx::Error::RowNotFound);
         };
+        let reconnected = std::mem::replace(&mut first_poll, false);
         let from = match *cursor {
-            Some(c) => c,
-            None => {
-                // First contact: events start now (history is for `since` replays).
+            // Resuming from the cursor loses nothing: the ledger is durable and every row
+            // after the cursor is still to be read, unless the shard's xid counter went back
+            // (a restore, or a failover to a replica that was behind).
+            Some(c) if !(reconnected && c.xid >= horizon) => c,
+            previous => {
+                // Events start at the horizon (history is for `since` replays).
                 let c = Cursor::below(horizon);
                 *cursor = Some(c);
-                hub.started(shard.index, c).await;
-                if let Some(tx) = started.take() {
-                    let _ = tx.send(());
+                // Before the instance serves, nobody can have missed anything. Later (the
+                // shard was unreachable at start, or went back), subscribers of its zones
+                // may have: they get a fresh snapshot, never a silent gap.
+                let on_time =
+                    previous.is_none() && started.take().is_some_and(|tx| tx.send(()).is_ok());
+                if on_time {
+                    hub.started(shard.index, c).await;
+                } else {
+                    tracing::warn!(
+                        shard = shard.index,
+                        "realtime tail started over at the shard's horizon; resyncing its subscribers"
+                    );
+                    hub.resync(shard.index, c).await;
                 }
                 continue;
             }
@@ -101,7 +121,9 @@ async fn tail(
             let kind = match (kind.as_str(), r.claim_id, r.count) {
                 ("spawn", _, Some(count)) => EventKind::Spawned {
                     count,
-                    total: chest_id + count - 1,
+                    // Filled in by `spawn_totals` below, as of this event's position.
+                    total: 0,
+                    remaining: 0,
                 },
                 (_, Some(claim_id), _) => EventKind::Opened {
                     chest_id,
@@ -122,6 +144,7 @@ async fn tail(
             (true, Some(last)) => last.cursor,
             _ => Cursor::below(horizon).max(from),
         };
+        spawn_totals(&mut conn, &mut events, end).await?;
         if !events.is_empty() || end != from {
             hub.batch(shard.index, events, end).await;
         }
@@ -130,6 +153,58 @@ async fn tail(
             tick.tick().await;
         }
     }
+}
+
+/// Fills in each spawn's `total` and `remaining` as of its own position: one snapshot of the
+/// spawned zones at the batch's end (exact there: zone_snapshot.sql), walked back over the
+/// batch's later events. Claims and spawns keep committing while the tail reads, so the
+/// counters of "now" would not match the event's position. One query per batch with spawns.
+async fn spawn_totals(
+    conn: &mut PgConnection,
+    events: &mut [Event],
+    end: Cursor,
+) -> Result<(), sqlx::Error> {
+    let mut names: Vec<String> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Spawned { .. }))
+        .map(|e| e.zone.to_string())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    names.dedup();
+    let rows = sqlx::query_file!(
+        "sql/zone_snapshot.sql",
+        &names[..],
+        end.xid,
+        end.zone_id,
+        end.chest_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut at: HashMap<String, (i64, i64)> = rows
+        .into_iter()
+        .map(|r| (r.zone, (r.total, r.opened)))
+        .collect();
+    for e in events.iter_mut().rev() {
+        let Some((total, opened)) = at.get_mut(&*e.zone) else {
+            continue;
+        };
+        match &mut e.kind {
+            EventKind::Spawned {
+                count,
+                total: t,
+                remaining,
+            } => {
+                *t = *total;
+                *remaining = *total - *opened;
+                *total -= *count;
+            }
+            EventKind::Opened { .. } => *opened -= 1,
+        }
+    }
+    Ok(())
 }
 
 /// The rarest item of a recorded draw.

@@ -5,14 +5,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use uuid::Uuid;
 
 use super::{Cursor, Position};
 use crate::loot::Rarity;
+use crate::shards::shard_index;
 
 /// One event read from a shard's tail.
 #[derive(Debug, Clone)]
@@ -34,7 +36,10 @@ pub enum EventKind {
     },
     Spawned {
         count: i64,
+        /// Chests in the zone as of this event's position.
         total: i64,
+        /// Unopened chests as of this event's position (total minus claims at or before it).
+        remaining: i64,
     },
 }
 
@@ -58,11 +63,16 @@ impl Event {
                 "claim_id": claim_id,
                 "position": position.encode(),
             }),
-            EventKind::Spawned { count, total } => serde_json::json!({
+            EventKind::Spawned {
+                count,
+                total,
+                remaining,
+            } => serde_json::json!({
                 "type": "chests_spawned",
                 "zone": &*self.zone,
                 "count": count,
                 "total": total,
+                "remaining": remaining,
                 "position": position.encode(),
             }),
         };
@@ -70,12 +80,19 @@ impl Event {
     }
 }
 
-/// A message queued for one connection. The text is reference-counted: one serialisation per
-/// event, shared by every subscriber's frame.
+/// What the hub queues for one connection.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub zone: Arc<str>,
-    pub json: Utf8Bytes,
+pub enum Outgoing {
+    /// An event; the text is reference-counted (one serialisation per event, shared by every
+    /// subscriber's frame) and the cursor lets the connection drop what its client has.
+    Event {
+        zone: Arc<str>,
+        cursor: Cursor,
+        json: Utf8Bytes,
+    },
+    /// The shard's follower started over without proof that it missed nothing: the
+    /// connection's zones on that shard need a fresh snapshot as of `position`.
+    Resync { shard: usize, position: Position },
 }
 
 /// Where the hub queues a connection's events, and how it tells the connection it lagged.
@@ -86,6 +103,10 @@ pub struct Outbox {
 
 enum Command {
     Started {
+        shard: usize,
+        cursor: Cursor,
+    },
+    Resync {
         shard: usize,
         cursor: Cursor,
     },
@@ -118,21 +139,57 @@ struct Conn {
     lagged: bool,
 }
 
+impl Conn {
+    /// Queues without waiting; a full queue marks the connection lagged.
+    fn offer(&mut self, out: Outgoing) {
+        if self.lagged {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox.tx.try_send(out) {
+            self.lagged = true;
+            self.outbox.lagged.notify_one();
+        }
+    }
+}
+
 /// Handle to the hub task. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
     tx: mpsc::Sender<Command>,
+    /// The hub's position, so a `since` from another instance can wait for this one's tail.
+    position: watch::Receiver<Vec<Cursor>>,
 }
 
 impl Hub {
     pub fn start(shards: usize) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(rx, shards));
-        Hub { tx }
+        let (position_tx, position) = watch::channel(vec![Cursor::default(); shards]);
+        tokio::spawn(run(rx, shards, position_tx));
+        Hub { tx, position }
     }
 
     pub(crate) async fn started(&self, shard: usize, cursor: Cursor) {
         let _ = self.tx.send(Command::Started { shard, cursor }).await;
+    }
+
+    /// The follower of `shard` starts over at `cursor` without proof that it missed nothing
+    /// since the last event it handed over: subscribers of the shard's zones get a fresh
+    /// snapshot, in order with the events.
+    pub(crate) async fn resync(&self, shard: usize, cursor: Cursor) {
+        let _ = self.tx.send(Command::Resync { shard, cursor }).await;
+    }
+
+    /// Waits (at most `bound`) until the hub's position is at or past `at` on `shards`; true
+    /// if it got there.
+    pub async fn reached(&self, at: &Position, shards: &[usize], bound: Duration) -> bool {
+        let mut rx = self.position.clone();
+        let wait = rx.wait_for(|now| {
+            shards
+                .iter()
+                .all(|&s| now.get(s).zip(at.0.get(s)).map_or(true, |(n, a)| n >= a))
+        });
+        let reached = matches!(tokio::time::timeout(bound, wait).await, Ok(Ok(_)));
+        reached
     }
 
     /// Hands a shard's batch to the hub; waits if the hub is behind (back-pressure on the
@@ -165,7 +222,7 @@ impl Hub {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
+async fn run(mut rx: mpsc::Receiver<Command>, shards: usize, position: watch::Sender<Vec<Cursor>>) {
     let mut cursors = vec![Cursor::default(); shards];
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut by_zone: HashMap<Arc<str>, HashSet<u64>> = HashMap::new();
@@ -176,6 +233,19 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                     cursors[shard] = cursor;
                 }
             }
+            Command::Resync { shard, cursor } => {
+                // Set, not raised: after a restore the shard's positions may have gone back.
+                cursors[shard] = cursor;
+                let at = Position(cursors.clone());
+                for conn in conns.values_mut() {
+                    if conn.zones.iter().any(|z| shard_index(z, shards) == shard) {
+                        conn.offer(Outgoing::Resync {
+                            shard,
+                            position: at.clone(),
+                        });
+                    }
+                }
+            }
             Command::Batch { shard, events, end } => {
                 for event in events {
                     cursors[shard] = event.cursor;
@@ -184,21 +254,12 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                     };
                     let json = Utf8Bytes::from(event.to_json(&Position(cursors.clone())));
                     for id in subs {
-                        let Some(conn) = conns.get_mut(id) else {
-                            continue;
-                        };
-                        if conn.lagged {
-                            continue;
-                        }
-                        let out = Outgoing {
-                            zone: Arc::clone(&event.zone),
-                            json: json.clone(),
-                        };
-                        if let Err(mpsc::error::TrySendError::Full(_)) =
-                            conn.outbox.tx.try_send(out)
-                        {
-                            conn.lagged = true;
-                            conn.outbox.lagged.notify_one();
+                        if let Some(conn) = conns.get_mut(id) {
+                            conn.offer(Outgoing::Event {
+                                zone: Arc::clone(&event.zone),
+                                cursor: event.cursor,
+                                json: json.clone(),
+                            });
                         }
                     }
                 }
@@ -242,6 +303,13 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize) {
                 }
             }
         }
+        position.send_if_modified(|p| {
+            let changed = *p != cursors;
+            if changed {
+                p.clone_from(&cursors);
+            }
+            changed
+        });
     }
 }
 

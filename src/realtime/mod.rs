@@ -12,8 +12,12 @@
 //! A row's `(xid, zone_id, chest_id)` is its position on its shard; a client's position is
 //! the vector of those over all shards. The hub fans events out in one task, stamping each
 //! with the vector as of that event, so "everything up to this position" is well defined for
-//! a resume (`since`), which replays missed `chest_opened` events from the ledger.
+//! a resume (`since`), which replays missed `chest_opened` events from the ledger. Each
+//! connection remembers per zone what its client has (`dedupe`), so live events and replays
+//! never send an event twice. A follower that cannot resume from its cursor has the hub send
+//! the shard's subscribers a `resync` snapshot rather than skip events silently.
 
+mod dedupe;
 mod follower;
 mod hub;
 pub mod ws;
@@ -111,6 +115,9 @@ pub struct Realtime {
     pub(crate) shards: ShardSet,
     pub(crate) limits: Arc<Limits>,
     pub(crate) connections: Arc<Semaphore>,
+    /// Resume pages in flight: each holds up to `ws::REPLAY_PAGE` rows while it is read and
+    /// written, so memory stays bounded however many clients resume at once.
+    pub(crate) replays: Arc<Semaphore>,
     pub(crate) max_connections: usize,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) metrics: Metrics,
@@ -161,6 +168,7 @@ impl Realtime {
                 replay_window: config.replay_window.max(1),
             }),
             connections: Arc::new(Semaphore::new(config.ws_max_connections)),
+            replays: Arc::new(Semaphore::new(config.ws_max_replays.max(1))),
             max_connections: config.ws_max_connections,
             shutdown,
             metrics,

@@ -3,7 +3,8 @@
 //! Protocol (JSON text frames):
 //! - client: `{"op":"subscribe","zones":[…],"since":POSITION?}`, `{"op":"unsubscribe","zones":[…]}`,
 //!   `{"op":"ping"}`;
-//! - server: `subscribed`, `chest_opened`, `chests_spawned`, `lagged`, `pong`, `error`.
+//! - server: `subscribed`, `chest_opened`, `chests_spawned`, `lagged`, `resync` (a shard's tail
+//!   started over: fresh snapshots of its zones), `pong`, `error`.
 //!
 //! Slow clients: each connection has a bounded queue (`TROVE_WS_QUEUE`). When it overflows,
 //! the hub skips the connection; once the connection has written out what was queued it sends
@@ -13,7 +14,7 @@
 //! Close codes: 1001 server shutting down, 1008 no traffic for three ping intervals,
 //! 1009 message over `TROVE_WS_MAX_MESSAGE`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use tokio::time::{timeout, Instant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::dedupe::ZoneState;
 use super::hub::{Event, EventKind, Outbox, Outgoing};
 use super::{Cursor, Position, Realtime};
 use crate::api::error::ApiError;
@@ -127,7 +129,8 @@ enum Flow {
 struct Connection {
     id: u64,
     rt: Realtime,
-    zones: HashSet<Arc<str>>,
+    /// Subscribed zones and what this connection delivered of each (never twice).
+    zones: HashMap<Arc<str>, ZoneState>,
     _caller: Caller,
     _permit: OwnedSemaphorePermit,
 }
@@ -137,7 +140,7 @@ impl Connection {
         Connection {
             id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
             rt,
-            zones: HashSet::new(),
+            zones: HashMap::new(),
             _caller: caller,
             _permit: permit,
         }
@@ -264,7 +267,7 @@ impl Connection {
                 .send_error(socket, "invalid_message", "zones must not be empty")
                 .await;
         }
-        let after: HashSet<&Arc<str>> = self.zones.iter().chain(wanted.iter()).collect();
+        let after: HashSet<&Arc<str>> = self.zones.keys().chain(wanted.iter()).collect();
         if after.len() > self.rt.limits.max_zones {
             let message = format!(
                 "a connection may watch at most {} zones",
@@ -279,28 +282,51 @@ impl Connection {
             Ok(s) => s,
             Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
         };
+        if let Some(since) = &since {
+            // A position from another instance may be ahead of this one's tail. Waiting a
+            // moment lets the replay cover it and keeps `position` no older than `since`;
+            // if the tail stays behind, dedupe still drops what the client has.
+            let shards: Vec<usize> = self.by_shard(&wanted).into_keys().collect();
+            self.rt.hub.reached(since, &shards, SINCE_WAIT).await;
+        }
         let Some(now) = self.rt.hub.subscribe(self.id, wanted.clone()).await else {
             return Flow::Close;
         };
-        self.zones.extend(wanted.iter().cloned());
-        let mut resumed = since.as_ref().map(|_| true);
+        for z in &wanted {
+            let shard = self.rt.shards.for_zone(z).index;
+            self.zones
+                .entry(Arc::clone(z))
+                .or_insert_with(|| ZoneState::new(shard, now.0[shard]));
+        }
+        let mut resumed = None;
+        let mut at = now.clone();
         if let Some(since) = &since {
-            match self.replay(&wanted, since, &now).await {
-                Ok(Some(events)) => {
-                    for text in events {
-                        if let Flow::Close = self.send(socket, Message::Text(text.into())).await {
-                            return Flow::Close;
-                        }
-                    }
+            for z in &wanted {
+                if let Some(state) = self.zones.get_mut(z) {
+                    state.declare(since.0[state.shard]);
                 }
-                Ok(None) => resumed = Some(false),
+            }
+            resumed = match self.replay(socket, &wanted, since, &now).await {
+                Ok(Replay::Done) => Some(true),
+                Ok(Replay::TooWide) => Some(false),
+                Ok(Replay::Closed) => return Flow::Close,
                 Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
+            };
+            // Events up to `since` are never sent again, so the snapshot counts them even
+            // where this instance's tail has not reached them yet.
+            for (a, s) in at.0.iter_mut().zip(&since.0) {
+                *a = (*a).max(*s);
             }
         }
-        let snapshot = match self.snapshot(&wanted, &now).await {
+        let snapshot = match self.snapshot(&wanted, &at).await {
             Ok(s) => s,
             Err(e) => return self.send_error(socket, e.code(), &e.to_string()).await,
         };
+        for z in &wanted {
+            if let Some(state) = self.zones.get_mut(z) {
+                state.rebase(at.0[state.shard]);
+            }
+        }
         let mut msg = json!({"type": "subscribed", "zones": snapshot, "position": now.encode()});
         if let Some(r) = resumed {
             msg["resumed"] = json!(r);
@@ -308,7 +334,8 @@ impl Connection {
         self.send_json(socket, &msg).await
     }
 
-    /// Writes one queued event and whatever else is queued, with a single flush.
+    /// Writes one queued event and whatever else is queued, with a single flush; drops events
+    /// the client already has (see `dedupe`).
     async fn write_events(
         &mut self,
         socket: &mut WebSocket,
@@ -318,19 +345,34 @@ impl Connection {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(out) = next {
-            // Events for a zone unsubscribed a moment ago may still sit in the queue.
-            if self.zones.contains(&out.zone) {
-                let text = out.json;
-                match timeout(
-                    self.rt.limits.write_timeout,
-                    socket.feed(Message::Text(text)),
-                )
-                .await
-                {
-                    Ok(Ok(())) => {}
-                    _ => return Flow::Close,
+            match out {
+                Outgoing::Event { zone, cursor, json } => {
+                    // Also drops events of a zone unsubscribed a moment ago.
+                    if self
+                        .zones
+                        .get_mut(&zone)
+                        .is_some_and(|z| z.take_live(cursor))
+                    {
+                        match timeout(
+                            self.rt.limits.write_timeout,
+                            socket.feed(Message::Text(json)),
+                        )
+                        .await
+                        {
+                            Ok(Ok(())) => {}
+                            _ => return Flow::Close,
+                        }
+                        n += 1;
+                    }
                 }
-                n += 1;
+                Outgoing::Resync { shard, position } => {
+                    // In order: what was fed before goes out with the resync message.
+                    self.rt.metrics.ws_messages_sent.inc_by(n);
+                    n = 0;
+                    if let Flow::Close = self.on_resync(socket, shard, &position).await {
+                        return Flow::Close;
+                    }
+                }
             }
             next = if n < 64 { rx.try_recv().ok() } else { None };
         }
@@ -344,6 +386,8 @@ impl Connection {
     }
 
     /// The queue overflowed: write out what it holds, resubscribe, and send one `lagged`.
+    /// The gap between what was written and the new position is what a `since` resume
+    /// replays.
     async fn on_lagged(
         &mut self,
         socket: &mut WebSocket,
@@ -355,11 +399,17 @@ impl Connection {
                 return Flow::Close;
             }
         }
-        let zones: Vec<Arc<str>> = self.zones.iter().cloned().collect();
+        let zones: Vec<Arc<str>> = self.zones.keys().cloned().collect();
         let Some(now) = self.rt.hub.subscribe(self.id, zones.clone()).await else {
             return Flow::Close;
         };
-        let snapshot = self.snapshot(&zones, &now).await.unwrap_or_default();
+        for state in self.zones.values_mut() {
+            state.rebase(now.0[state.shard]);
+        }
+        let snapshot = self
+            .snapshot_retrying(&zones, &now)
+            .await
+            .unwrap_or_default();
         let msg = json!({
             "type": "lagged",
             "message": "events were skipped because this connection read too slowly; resume with since to replay them",
@@ -367,6 +417,59 @@ impl Connection {
             "position": now.encode(),
         });
         self.send_json(socket, &msg).await
+    }
+
+    /// A shard's follower started over: fresh snapshots of this connection's zones on it.
+    async fn on_resync(&mut self, socket: &mut WebSocket, shard: usize, at: &Position) -> Flow {
+        let zones: Vec<Arc<str>> = self
+            .zones
+            .iter()
+            .filter(|(_, s)| s.shard == shard)
+            .map(|(z, _)| Arc::clone(z))
+            .collect();
+        if zones.is_empty() {
+            return Flow::Continue;
+        }
+        let snapshot = match self.snapshot_retrying(&zones, at).await {
+            Ok(s) => s,
+            Err(e) => {
+                let message = format!(
+                    "could not resync after shard {shard} came back ({e}); subscribe again"
+                );
+                return self.send_error(socket, e.code(), &message).await;
+            }
+        };
+        for z in &zones {
+            if let Some(state) = self.zones.get_mut(z) {
+                state.rebase(at.0[shard]);
+            }
+        }
+        let msg = json!({
+            "type": "resync",
+            "message": "the ledger tail of these zones' shard started over; events before position may be missing, so here is a fresh snapshot",
+            "zones": snapshot,
+            "position": at.encode(),
+        });
+        self.send_json(socket, &msg).await
+    }
+
+    /// `snapshot`, retried for a few seconds while the shard is marked down: right after a
+    /// shard comes back its pool may still be waiting for the probe that revives it.
+    async fn snapshot_retrying(
+        &self,
+        zones: &[Arc<str>],
+        at: &Position,
+    ) -> Result<Vec<Value>, Error> {
+        let mut tries = 0;
+        loop {
+            match self.snapshot(zones, at).await {
+                Err(Error::ShardUnavailable { .. }) if tries < SNAPSHOT_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(SNAPSHOT_RETRY_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Zone totals as of `at`, from each zone's shard.
@@ -396,83 +499,162 @@ impl Connection {
         Ok(out)
     }
 
-    /// The `chest_opened` events of `zones` after `since` up to `now`, oldest first, each
-    /// with its own position; None when the gap is wider than the replay window.
+    /// Sends the `chest_opened` events of `zones` after `since` up to `now` that the client
+    /// does not have yet, oldest first per shard, each with its own position. Nothing is sent
+    /// when the gap on some shard is wider than the replay window, or reaches back past what
+    /// this connection can still tell apart (`TooWide`: a snapshot is sent instead). Reads
+    /// and writes one bounded page at a time under a `replays` permit, so memory stays
+    /// bounded however many clients resume.
     async fn replay(
-        &self,
+        &mut self,
+        socket: &mut WebSocket,
         zones: &[Arc<str>],
         since: &Position,
         now: &Position,
-    ) -> Result<Option<Vec<String>>, Error> {
-        let mut texts = Vec::new();
-        let mut pos = since.clone();
+    ) -> Result<Replay, Error> {
+        if zones.iter().any(|z| {
+            self.zones
+                .get(z)
+                .is_some_and(|s| !s.replayable(since.0[s.shard]))
+        }) {
+            return Ok(Replay::TooWide);
+        }
+        // Measure every shard's gap before sending anything: a replay is all or nothing.
+        let window = self.rt.limits.replay_window;
+        let mut gaps = Vec::new();
         for (shard_index, names) in self.by_shard(zones) {
             let (from, to) = (since.0[shard_index], now.0[shard_index]);
             if from >= to {
                 continue;
             }
             let shard = &self.rt.shards.all()[shard_index];
-            let rows = sqlx::query_file!(
-                "sql/replay_claims.sql",
-                &names[..],
+            let scanned = sqlx::query_file_scalar!(
+                "sql/replay_count.sql",
                 from.xid,
                 from.zone_id,
                 from.chest_id,
                 to.xid,
                 to.zone_id,
                 to.chest_id,
-                self.rt.limits.replay_window
+                window
             )
-            .fetch_all(&mut *shard.acquire().await?)
+            .fetch_one(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?;
-            if rows
-                .first()
-                .is_some_and(|r| r.scanned >= self.rt.limits.replay_window)
-            {
-                return Ok(None);
+            if scanned >= window {
+                return Ok(Replay::TooWide);
             }
-            for r in rows {
-                let (
-                    Some(xid),
-                    Some(zone_id),
-                    Some(zone),
-                    Some(chest_id),
-                    Some(claim_id),
-                    Some(opened_at),
-                ) = (
-                    r.xid,
-                    r.zone_id,
-                    r.zone,
-                    r.chest_id,
-                    r.claim_id,
-                    r.opened_at,
+            gaps.push((shard_index, names, from, to));
+        }
+        // Then page through each gap, writing every page out before reading the next.
+        let mut pos = since.clone();
+        for (shard_index, names, from, to) in gaps {
+            let shard = Arc::clone(&self.rt.shards.all()[shard_index]);
+            let mut after = from;
+            loop {
+                let _permit = Arc::clone(&self.rt.replays)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Internal("the replay semaphore closed".into()))?;
+                let rows = sqlx::query_file!(
+                    "sql/replay_claims.sql",
+                    &names[..],
+                    after.xid,
+                    after.zone_id,
+                    after.chest_id,
+                    to.xid,
+                    to.zone_id,
+                    to.chest_id,
+                    REPLAY_PAGE
                 )
-                else {
-                    continue;
+                .fetch_all(&mut *shard.acquire().await?)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+                let Some(first) = rows.first() else {
+                    break;
                 };
-                let cursor = Cursor {
-                    xid,
-                    zone_id,
-                    chest_id,
+                after = Cursor {
+                    xid: first.last_xid,
+                    zone_id: first.last_zone_id,
+                    chest_id: first.last_chest_id,
                 };
-                pos.0[shard_index] = cursor;
-                let event = Event {
-                    cursor,
-                    zone: zone.into(),
-                    kind: EventKind::Opened {
+                let mut frames = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let (
+                        Some(xid),
+                        Some(zone_id),
+                        Some(zone),
+                        Some(chest_id),
+                        Some(claim_id),
+                        Some(opened_at),
+                    ) = (
+                        r.xid,
+                        r.zone_id,
+                        r.zone,
+                        r.chest_id,
+                        r.claim_id,
+                        r.opened_at,
+                    )
+                    else {
+                        continue; // a page with none of these zones' claims
+                    };
+                    let cursor = Cursor {
+                        xid,
+                        zone_id,
                         chest_id,
-                        player: r.player.unwrap_or_default(),
-                        rarity: r.loot.as_ref().and_then(super::follower::best_rarity),
-                        opened_at,
-                        claim_id,
-                    },
-                };
-                texts.push(event.to_json(&pos));
+                    };
+                    if !self
+                        .zones
+                        .get_mut(zone.as_str())
+                        .is_some_and(|s| s.take_replayed(cursor))
+                    {
+                        continue;
+                    }
+                    pos.0[shard_index] = cursor;
+                    let event = Event {
+                        cursor,
+                        zone: zone.into(),
+                        kind: EventKind::Opened {
+                            chest_id,
+                            player: r.player.unwrap_or_default(),
+                            rarity: r.loot.as_ref().and_then(super::follower::best_rarity),
+                            opened_at,
+                            claim_id,
+                        },
+                    };
+                    frames.push(Utf8Bytes::from(event.to_json(&pos)));
+                }
+                if let Flow::Close = self.write_page(socket, frames).await {
+                    return Ok(Replay::Closed);
+                }
             }
             pos.0[shard_index] = to;
         }
-        Ok(Some(texts))
+        for z in zones {
+            if let Some(state) = self.zones.get_mut(z) {
+                state.replayed(now.0[state.shard]);
+            }
+        }
+        Ok(Replay::Done)
+    }
+
+    /// Writes one replay page with a single flush. The whole page must go out within the
+    /// write timeout: it holds a replay permit, which a slow reader must not keep.
+    async fn write_page(&self, socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Flow {
+        let n = frames.len() as u64;
+        let write = async {
+            for text in frames {
+                socket.feed(Message::Text(text)).await?;
+            }
+            socket.flush().await
+        };
+        match timeout(self.rt.limits.write_timeout, write).await {
+            Ok(Ok(())) => {
+                self.rt.metrics.ws_messages_sent.inc_by(n);
+                Flow::Continue
+            }
+            _ => Flow::Close,
+        }
     }
 
     fn by_shard(&self, zones: &[Arc<str>]) -> BTreeMap<usize, Vec<String>> {
@@ -509,6 +691,28 @@ impl Connection {
         .await
     }
 }
+
+/// How a `since` replay ended.
+enum Replay {
+    /// Every missed event was sent.
+    Done,
+    /// The gap was too wide to replay; nothing was sent.
+    TooWide,
+    /// The socket failed.
+    Closed,
+}
+
+/// Ledger rows read per replay page (of every zone on the shard, in tail order).
+const REPLAY_PAGE: i64 = 1000;
+
+/// How long a `since` waits for this instance's tail to reach it (it may come from another
+/// instance whose tail polled a moment earlier).
+const SINCE_WAIT: Duration = Duration::from_secs(1);
+
+/// Snapshot retries while a shard that just came back is still marked down (probed every
+/// 250 ms), and the pause between them.
+const SNAPSHOT_RETRIES: u32 = 10;
+const SNAPSHOT_RETRY_PAUSE: Duration = Duration::from_millis(300);
 
 /// Control messages (replies, pings) are small; a client that cannot take them within this
 /// long is gone.

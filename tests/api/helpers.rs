@@ -57,10 +57,18 @@ pub fn start_cluster(name: &str) -> Cluster {
     std::fs::create_dir_all(&root).expect("create test root");
     // Let the postgres user (when we run as root) reach the cluster dirs.
     let _ = std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755));
-    let base = 20000 + (std::process::id() % 2000) as u16 * 10;
+    // One start at a time, each scanning for a free port above the previous clusters' ports:
+    // two tests starting clusters at once would otherwise pick the same free port, and a
+    // test's stopped cluster would lose its port to a new one before it restarts.
+    let mut started = list.lock().expect("cluster list");
+    let base = started
+        .iter()
+        .map(|c| c.port + 1)
+        .max()
+        .unwrap_or(20000 + (std::process::id() % 2000) as u16 * 10);
     let cluster = Cluster::ensure(&root.join(name), base, THROWAWAY_SETTINGS)
         .expect("start a private PostgreSQL");
-    list.lock().expect("cluster list").push(cluster.clone());
+    started.push(cluster.clone());
     cluster
 }
 
