@@ -141,7 +141,9 @@ impl Api {
                 "{}/v1/zones/{zone}/chests?state=opened&limit=1000&after={after}",
                 self.base
             ));
-            let page = self.admin_json(&format!("opened chests of {zone}"), req).await?;
+            let page = self
+                .admin_json(&format!("opened chests of {zone}"), req)
+                .await?;
             for c in page["chests"].as_array().into_iter().flatten() {
                 if let (Some(id), Some(by)) = (c["chest_id"].as_i64(), c["opened_by"].as_str()) {
                     out.insert(id, by.to_owned());
@@ -156,12 +158,7 @@ impl Api {
 }
 
 /// `count` zone names for this run that the stable hash puts on `shard` (any shard if None).
-pub fn zone_names(
-    prefix: &str,
-    count: usize,
-    shard: Option<usize>,
-    shards: usize,
-) -> Vec<String> {
+pub fn zone_names(prefix: &str, count: usize, shard: Option<usize>, shards: usize) -> Vec<String> {
     (0..)
         .map(|i| format!("{prefix}-{i}"))
         .filter(|z| shard.is_none_or(|s| trove::shards::shard_index(z, shards) == s))

@@ -81,9 +81,7 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
             let name = |who: &str| format!("lt-ceil-{run_id}-{size}-{c}-{who}");
             let trove_zones = api::zone_names(&name("t"), zones, Some(0), shards);
             let bench_zones = api::zone_names(&name("p"), zones, Some(0), shards);
-            eprintln!(
-                "zone size {size}, {c} clients: spawning 2 x {zones} zone(s) on shard 0 …"
-            );
+            eprintln!("zone size {size}, {c} clients: spawning 2 x {zones} zone(s) on shard 0 …");
             api::spawn_zones(api, &trove_zones, size, &table).await?;
             api::spawn_zones(api, &bench_zones, size, &table).await?;
             let table_id: i32 = sqlx::query_scalar(
@@ -172,7 +170,9 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
     }
     let _ = std::fs::remove_dir_all(&work);
     print(&rows, &naive_rows, o);
-    Ok(json!({"scenario": "ceiling", "shard_url": redact(&o.shard_url), "runs": rows, "naive": naive_rows}))
+    Ok(
+        json!({"scenario": "ceiling", "shard_url": redact(&o.shard_url), "runs": rows, "naive": naive_rows}),
+    )
 }
 
 fn print(rows: &[Value], naive: &[Value], o: &Options) {

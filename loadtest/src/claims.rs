@@ -193,7 +193,8 @@ pub async fn run(api: &Api, load: &Load, label: &str) -> ClaimRun {
     }
     run.elapsed = started.elapsed();
     progress.finish();
-    run.timeline.truncate(load.duration.as_secs().max(1) as usize);
+    run.timeline
+        .truncate(load.duration.as_secs().max(1) as usize);
     let mut seen = HashSet::new();
     run.duplicates = run
         .acks

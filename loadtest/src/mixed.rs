@@ -26,7 +26,16 @@ pub struct Options {
 
 /// Out of every ten operations: six claims, then one of each read.
 const OPS: [&str; 10] = [
-    "claim", "claim", "claim", "claim", "claim", "claim", "zone", "chests", "history", "leaderboard",
+    "claim",
+    "claim",
+    "claim",
+    "claim",
+    "claim",
+    "claim",
+    "zone",
+    "chests",
+    "history",
+    "leaderboard",
 ];
 
 #[derive(Default)]
@@ -42,7 +51,11 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
     let table = format!("lt-table-{run_id}");
     api.put_loot_table(&table).await?;
     let zones = api::zone_names(&format!("lt-mixed-{run_id}"), o.zones, None, 1);
-    eprintln!("setting up {} zones of {} chests …", zones.len(), o.zone_size);
+    eprintln!(
+        "setting up {} zones of {} chests …",
+        zones.len(),
+        o.zone_size
+    );
     api::spawn_zones(api, &zones, o.zone_size, &table).await?;
     claims::warm_up(api, &zones, o.concurrency).await;
     let subs = match o.subscribers {
@@ -94,10 +107,8 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
                         }),
                     "zone" => api.get_status(&format!("/v1/zones/{zone}")).await,
                     "chests" => {
-                        api.get_status(&format!(
-                            "/v1/zones/{zone}/chests?state=opened&limit=50"
-                        ))
-                        .await
+                        api.get_status(&format!("/v1/zones/{zone}/chests?state=opened&limit=50"))
+                            .await
                     }
                     "history" => {
                         api.get_status(&format!("/v1/players/{player}/claims?limit=20"))
@@ -131,7 +142,11 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
             continue;
         };
         for (op, h) in t.latency {
-            let _ = all.latency.entry(op).or_insert_with(stats::histogram).add(&h);
+            let _ = all
+                .latency
+                .entry(op)
+                .or_insert_with(stats::histogram)
+                .add(&h);
         }
         for (op, s) in t.statuses {
             for (code, n) in s {
@@ -171,7 +186,8 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
             "statuses": statuses,
         }));
     }
-    let mut report = json!({"scenario": "mixed", "operations": ops, "transport_errors": all.errors});
+    let mut report =
+        json!({"scenario": "mixed", "operations": ops, "transport_errors": all.errors});
     if let Some(s) = subs {
         let mut opened_per_zone = vec![0u64; zones.len()];
         for a in &all.acks {

@@ -103,7 +103,12 @@ pub fn write_svg(path: &Path, title: &str, run: &ClaimRun) -> Result<()> {
     };
     let (p50, p99) = (p(0.5), p(0.99));
     let max_ms = nice(p99.iter().copied().fold(1.0, f64::max));
-    let max_rate = nice(run.timeline.iter().map(|s| s.opened as f64).fold(1.0, f64::max));
+    let max_rate = nice(
+        run.timeline
+            .iter()
+            .map(|s| s.opened as f64)
+            .fold(1.0, f64::max),
+    );
     let x = |i: usize| left + plot_w * (i as f64 + 0.5) / secs as f64;
     let y_ms = |v: f64| top + plot_h * (1.0 - v / max_ms);
     let y_rate = |v: f64| top + plot_h * (1.0 - v / max_rate);

@@ -816,19 +816,26 @@ async fn claims_committing_out_of_xid_order_arrive_once_and_resume_from_before_t
     let mut ws = connect(&app, "watcher").await;
     subscribe(&mut ws, &[&held, &busy, &aside]).await;
 
-    // A real claim in `held` takes its xid (locking its chest), then waits on the zone's
-    // counter slots, locked here.
+    // A real claim in `held` takes its xid (locking its chest), then waits to insert its
+    // idempotency key, which an open transaction here has inserted first (and rolls back).
     let mut db = app.shard_db(1).await;
     let mut locker = sqlx::Connection::begin(&mut db).await.expect("begin");
-    sqlx::query("SELECT 1 FROM zone_counters n JOIN zones z ON z.id = n.zone_id WHERE z.name = $1 FOR UPDATE OF n")
-        .bind(&held)
-        .fetch_all(&mut *locker)
-        .await
-        .expect("lock counters");
+    sqlx::query(
+        "INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
+         SELECT z.id, 1000000, gen_random_uuid(), 'slowpoke', 1, c.loot_table_id, '[]', 'held-key'
+         FROM zones z JOIN chests c ON c.zone_id = z.id WHERE z.name = $1 LIMIT 1",
+    )
+    .bind(&held)
+    .execute(&mut *locker)
+    .await
+    .expect("hold the key");
     let old = {
         let app = Arc::clone(&app);
         let held = held.clone();
-        tokio::spawn(async move { app.claim(&held, &app.token("slowpoke"), None).await })
+        tokio::spawn(async move {
+            app.claim(&held, &app.token("slowpoke"), Some("held-key"))
+                .await
+        })
     };
     let mut probe = app.shard_db(1).await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -862,7 +869,7 @@ async fn claims_committing_out_of_xid_order_arrive_once_and_resume_from_before_t
     // A position taken while the old claim is still open.
     let while_open = position(meanwhile.last().expect("event"));
 
-    locker.commit().await.expect("commit");
+    locker.rollback().await.expect("rollback");
     let old = old.await.expect("claim task");
     assert_eq!(old.status, StatusCode::CREATED, "{:?}", old.body);
     let old_id = old.body["claim_id"].clone();
