@@ -7,6 +7,10 @@
 -- ({"<id>": [...]}), $7 claim ids (the server-made nonce of each draw), $8 the chest asked
 -- for (NULL: any).
 --
+-- Every table is reached through its index from the claims' own keys (lateral lookups and
+-- `= ANY($1)`), so even a generic plan never scans a table: the cost depends on the batch,
+-- never on the zone or the shard.
+--
 -- One row per claim, `idx` its 1-based place in the arrays, with its status:
 -- opened | replayed | exhausted | already_opened | not_found | stale | retry | collided
 WITH req AS MATERIALIZED (
@@ -37,7 +41,7 @@ key_lock AS MATERIALIZED (
 counter_lock AS MATERIALIZED (
     SELECT n.zone_id
     FROM zone_counters n
-    WHERE n.zone_id IN (SELECT r.zone_id FROM req r)
+    WHERE n.zone_id = ANY($1::integer[])
       AND n.slot = pg_backend_pid() % 16
       AND (SELECT count(*) FROM key_lock) >= 0
     ORDER BY n.zone_id
@@ -48,15 +52,23 @@ zone AS (
     -- The zone row is only read: claims never write it, so it is not a hot row.
     SELECT r.idx, 1 + (r.start % greatest(z.chest_count, 1)) AS first
     FROM req r
-    JOIN zones z ON z.id = r.zone_id AND z.seed_epoch = r.epoch
+    CROSS JOIN LATERAL (
+        SELECT z.chest_count FROM zones z
+        WHERE z.id = r.zone_id AND z.seed_epoch = r.epoch
+        LIMIT 1
+    ) AS z
     -- Evaluated once, before the first row: every key lock and counter slot is held from here.
     WHERE (SELECT count(*) FROM counter_lock) >= 0
 ),
 prior AS (
     SELECT r.idx, c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id
     FROM req r
-    JOIN claims c ON c.zone_id = r.zone_id AND c.player = r.player AND c.idempotency_key = r.key
-    WHERE c.idempotency_key IS NOT NULL
+    CROSS JOIN LATERAL (
+        SELECT c.* FROM claims c
+        WHERE c.idempotency_key IS NOT NULL
+          AND c.zone_id = r.zone_id AND c.player = r.player AND c.idempotency_key = r.key
+        LIMIT 1
+    ) AS c
 ),
 pick AS (
     SELECT r.idx, r.zone_id, p.chest_id, p.loot_table_id
@@ -120,7 +132,8 @@ counted AS (
     -- The slots locked above. (Counts this batch's opened rows per zone, never a zone's chests.)
     UPDATE zone_counters n SET opened = n.opened + o.opened
     FROM (SELECT zone_id, count(*) AS opened FROM opened GROUP BY zone_id) AS o
-    WHERE n.zone_id = o.zone_id AND n.slot = pg_backend_pid() % 16
+    WHERE n.zone_id = ANY($1::integer[]) AND n.slot = pg_backend_pid() % 16
+      AND n.zone_id = o.zone_id
     RETURNING 1
 ),
 answered AS (
@@ -156,5 +169,7 @@ SELECT
     lt.version AS "loot_table_version?"
 FROM req r
 LEFT JOIN answered a ON a.idx = r.idx
-LEFT JOIN loot_tables lt ON lt.id = a.loot_table_id
+LEFT JOIN LATERAL (
+    SELECT lt.name, lt.version FROM loot_tables lt WHERE lt.id = a.loot_table_id LIMIT 1
+) AS lt ON true
 ORDER BY r.idx

@@ -420,3 +420,58 @@ async fn a_claim_body_of_json_null_means_no_body() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["player"], "nully");
 }
+
+/// The claim statement reaches every table through an index from the claims' own keys, even
+/// as a generic plan (which PostgreSQL switches prepared statements to): its cost depends on
+/// the batch, never on how many zones, chests or claims the shard holds.
+#[tokio::test]
+async fn the_claim_statement_never_scans_a_table() {
+    let app = spawn_app().await;
+    let mut db = app.shard_db(0).await;
+    sqlx::raw_sql(
+        "INSERT INTO loot_tables (name, version, entries) SELECT 't' || g, 1, '[]' FROM generate_series(1, 5000) g;
+         INSERT INTO zones (name, chest_count) SELECT 'z' || g, 20 FROM generate_series(1, 5000) g;
+         INSERT INTO zone_seeds (zone_id, epoch, seed, commitment)
+             SELECT id, 1, s, sha256(s) FROM zones, (SELECT decode(repeat('ab', 32), 'hex') AS s) x;
+         INSERT INTO zone_counters (zone_id, slot) SELECT id, g FROM zones, generate_series(0, 15) g;
+         INSERT INTO chests SELECT id, g, 1 FROM zones, generate_series(11, 20) g;
+         INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
+             SELECT id, g, gen_random_uuid(), 'p' || g, 1, 1, '[]', 'k' || g FROM zones, generate_series(1, 10) g;
+         ANALYZE;",
+    )
+    .execute(&mut db)
+    .await
+    .expect("a shard with many zones");
+    let statement = include_str!("../../sql/claim.sql");
+    let args = "('{7,9}', '{1,1}', '{p1,p2}', '{k1,NULL}', '{5,6}', ARRAY['{\"1\":[]}', '{\"1\":[]}']::jsonb[], ARRAY[gen_random_uuid(), gen_random_uuid()], '{NULL,12}')";
+    for mode in ["force_generic_plan", "force_custom_plan"] {
+        sqlx::raw_sql(&format!(
+            "SET plan_cache_mode = {mode};
+             PREPARE {mode}(integer[], integer[], text[], text[], bigint[], jsonb[], uuid[], bigint[]) AS {statement}"
+        ))
+        .execute(&mut db)
+        .await
+        .expect("prepare");
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE {mode}{args}"))
+            .fetch_all(&mut db)
+            .await
+            .expect("explain");
+        // Every index is searched by a condition, never walked whole.
+        for (i, line) in plan.iter().enumerate() {
+            if line.contains("Index Scan using") || line.contains("Index Only Scan using") {
+                let next = plan.get(i + 1).map(String::as_str).unwrap_or("");
+                assert!(
+                    next.contains("Index Cond"),
+                    "{mode}: an index walked whole:\n{}",
+                    plan.join("\n")
+                );
+            }
+        }
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan"), "{mode}:\n{plan}");
+        assert!(
+            plan.contains("Index Scan using chests_pkey"),
+            "{mode}:\n{plan}"
+        );
+    }
+}
