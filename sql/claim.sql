@@ -24,9 +24,8 @@ WITH req AS MATERIALIZED (
 -- this statement ends. Its snapshot was taken before the wait, so a retry that found nothing
 -- to open (exhausted, already_opened, not_found) looks the key up again afterwards
 -- (sql/claim_by_key.sql) and answers with the first attempt's claim instead of a 409.
--- A batch takes all its key locks (in hash order), then its counter slots (in zone order),
--- before it locks or inserts anything else (`zone` waits for both), and it never waits for a
--- chest (SKIP LOCKED), so two batches never deadlock.
+-- A batch takes all its key locks (in hash order) before it locks or inserts anything else
+-- (`zone` waits for them), and it never waits for a chest or a counter slot (SKIP LOCKED).
 key_lock AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(k.h) AS held
     FROM (
@@ -36,16 +35,19 @@ key_lock AS MATERIALIZED (
         ORDER BY 1
     ) AS k
 ),
--- Per-zone opened counts are spread over 16 slots; a batch bumps its backend's slot in each of
--- its zones, so concurrent batches rarely share a row.
+-- Per-zone opened counts are spread over 16 slots. A batch takes, per zone, the first slot no
+-- other transaction holds (starting from its backend's), so concurrent batches never queue on
+-- a counter; only when all 16 are held does it wait for its backend's slot at the end.
 counter_lock AS MATERIALIZED (
-    SELECT n.zone_id
-    FROM zone_counters n
-    WHERE n.zone_id = ANY($1::integer[])
-      AND n.slot = pg_backend_pid() % 16
-      AND (SELECT count(*) FROM key_lock) >= 0
-    ORDER BY n.zone_id
-    FOR UPDATE
+    SELECT z.zone_id, s.slot
+    FROM (SELECT DISTINCT r.zone_id FROM req r ORDER BY 1) AS z
+    CROSS JOIN LATERAL (
+        SELECT n.slot FROM zone_counters n
+        WHERE n.zone_id = z.zone_id AND (SELECT count(*) FROM key_lock) >= 0
+        ORDER BY (n.slot + 16 - pg_backend_pid() % 16) % 16
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) AS s
 ),
 zone AS (
     -- No row: the epoch moved on (a reveal), so the caller's seed is stale and it reloads.
@@ -131,9 +133,12 @@ opened AS (
 counted AS (
     -- The slots locked above. (Counts this batch's opened rows per zone, never a zone's chests.)
     UPDATE zone_counters n SET opened = n.opened + o.opened
-    FROM (SELECT zone_id, count(*) AS opened FROM opened GROUP BY zone_id) AS o
-    WHERE n.zone_id = ANY($1::integer[]) AND n.slot = pg_backend_pid() % 16
-      AND n.zone_id = o.zone_id
+    FROM (
+        SELECT op.zone_id, coalesce(cl.slot, pg_backend_pid() % 16) AS slot, op.opened
+        FROM (SELECT zone_id, count(*) AS opened FROM opened GROUP BY zone_id) AS op
+        LEFT JOIN counter_lock cl ON cl.zone_id = op.zone_id
+    ) AS o
+    WHERE n.zone_id = o.zone_id AND n.slot = o.slot
     RETURNING 1
 ),
 answered AS (

@@ -14,15 +14,24 @@ pub struct Engine {
     pub(crate) zones: ZoneCache,
     /// Per shard: claims waiting for the next batched claim statement.
     pub(crate) claim_queues: Arc<Queues>,
+    /// The pools claim statements run on (one connection per statement slot).
+    pub claim_shards: ShardSet,
 }
 
 impl Engine {
     pub fn new(shards: ShardSet) -> Self {
-        let claim_queues = Arc::new(Queues::new(shards.all(), shards.batching));
+        // The claim statement's generic plan is index-driven (a test holds it to that), and
+        // planning it afresh per call would cost more than running it.
+        let claim_shards = shards.derived(
+            shards.batching.in_flight as u32,
+            &[("plan_cache_mode", "force_generic_plan")],
+        );
+        let claim_queues = Arc::new(Queues::new(claim_shards.all(), shards.batching));
         Engine {
             shards,
             zones: ZoneCache::default(),
             claim_queues,
+            claim_shards,
         }
     }
 }

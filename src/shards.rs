@@ -111,6 +111,27 @@ impl Shard {
         })
     }
 
+    /// The same shard with a pool of its own (`size` connections, extra session `settings`)
+    /// and its own health flag: a separate pool for one kind of work never queues behind
+    /// another.
+    fn derived(&self, size: u32, settings: &[(&str, &str)]) -> Shard {
+        let options = self.options.clone().options(settings.iter().copied());
+        let pool_options = PoolSettings {
+            size: size.max(1),
+            ..self.pool_options
+        };
+        Shard {
+            index: self.index,
+            display_url: self.display_url.clone(),
+            pool: RwLock::new(build_pool(&options, pool_options)),
+            options,
+            pool_options,
+            down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
     /// The shard's pool, or `ShardUnavailable` at once while the shard is known to be down.
     pub fn pool(&self) -> Result<PgPool> {
         if self.down.load(Ordering::Acquire) {
@@ -290,12 +311,19 @@ pub struct ShardSet {
 }
 
 impl ShardSet {
-    /// The same shards with their own pools of `size` connections: realtime reads (snapshots,
-    /// replays) use these, so a burst of subscribes never queues claims behind it.
-    pub fn with_pool_size(&self, config: &Config, size: u32) -> Result<Self> {
-        let mut config = config.clone();
-        config.db_pool_size = size;
-        ShardSet::new(&config)
+    /// The same shards with their own pools of `size` connections and extra session
+    /// `settings`: realtime reads and claim statements each get theirs, so neither ever
+    /// queues behind the other or behind API reads.
+    pub fn derived(&self, size: u32, settings: &[(&str, &str)]) -> Self {
+        ShardSet {
+            shards: Arc::new(
+                self.shards
+                    .iter()
+                    .map(|s| Arc::new(s.derived(size, settings)))
+                    .collect(),
+            ),
+            batching: self.batching,
+        }
     }
 
     /// Builds a lazy pool per shard: nothing connects yet, so Trove starts (and serves the

@@ -145,7 +145,8 @@ pub async fn run(api: &Api, o: &Options) -> Result<Value> {
                 pgbench_zone_ids = bench_ids;
             }
         }
-        for (design, sql) in NAIVE {
+        // `--naive-seconds 0` skips them.
+        for (design, sql) in NAIVE.iter().filter(|_| !o.naive_duration.is_zero()) {
             let script = naive_script(sql, &pgbench_zone_ids);
             let before = ledger_rows(&mut db, &pgbench_zone_ids).await?;
             let bench = pgbench_run(

@@ -145,6 +145,7 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
         &mut s,
         &[
             ("api", &state.engine.shards),
+            ("claims", &state.engine.claim_shards),
             ("realtime", &state.realtime.shards),
         ],
     )?;

@@ -133,9 +133,7 @@ impl Realtime {
         metrics: Metrics,
     ) -> Self {
         // Own small pools for snapshots and replays (the tail has its own connections).
-        let shards = shards
-            .with_pool_size(config, REALTIME_POOL_SIZE)
-            .unwrap_or(shards);
+        let shards = shards.derived(REALTIME_POOL_SIZE, &[]);
         let hub = Hub::start(shards.len());
         let poll = Duration::from_millis(config.tail_poll_ms.max(1));
         let mut started = Vec::new();
