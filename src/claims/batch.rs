@@ -46,6 +46,9 @@ pub struct Answer {
 
 type Reply = oneshot::Sender<Result<Answer>>;
 
+/// Times a batch that lost a deadlock is run again before its claims fail.
+const DEADLOCK_RETRIES: usize = 3;
+
 /// How a shard batches claims (`TROVE_CLAIM_BATCH_MAX`, `TROVE_CLAIM_CONCURRENCY`).
 #[derive(Debug, Clone, Copy)]
 pub struct Batching {
@@ -153,9 +156,9 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
         chests.push(r.chest);
         replies.push(reply);
     }
-    let rows = async {
+    let run = || async {
         let mut conn = shard.acquire().await?;
-        sqlx::query_file!(
+        let rows = sqlx::query_file!(
             "sql/claim.sql",
             &zone_ids,
             &epochs,
@@ -167,10 +170,22 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
             &chests as &[Option<i64>]
         )
         .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| shard.db_error(e))
+        .await;
+        Ok::<_, Error>(rows)
+    };
+    let mut rows = run().await;
+    // A deadlock is only possible when every counter slot of two zones is held at once (the
+    // statement then waits for one); PostgreSQL aborts one side and the whole statement rolled
+    // back, so running it again is safe.
+    for _ in 0..DEADLOCK_RETRIES {
+        match &rows {
+            Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("40P01") => {
+                rows = run().await;
+            }
+            _ => break,
+        }
     }
-    .await;
+    let rows = rows.and_then(|r| r.map_err(|e| shard.db_error(e)));
     match rows {
         Ok(rows)
             if rows.iter().enumerate().all(|(i, r)| r.idx == i as i64 + 1) && rows.len() == n =>
