@@ -38,7 +38,7 @@ pub struct Config {
 
     /// Claim statements in flight per shard at once; claims arriving meanwhile wait and go
     /// together in the next statement.
-    #[arg(long, env = "TROVE_CLAIM_CONCURRENCY", default_value_t = 4, global = true,
+    #[arg(long, env = "TROVE_CLAIM_CONCURRENCY", default_value_t = 2, global = true,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub claim_concurrency: u16,
 
@@ -297,7 +297,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,
             claim_batch_max: 64,
-            claim_concurrency: 4,
+            claim_concurrency: 2,
             db_acquire_timeout_ms: 2000,
             db_statement_timeout_ms: 5000,
             body_limit: 65536,
