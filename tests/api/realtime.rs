@@ -915,6 +915,9 @@ async fn resumes_stream_in_pages_under_a_replay_cap_and_past_the_window_get_a_sn
     let pg_app = spawn_app().await;
     let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
     config.ws_max_replays = 1;
+    // Rows the tail reads after a client subscribed come live, up to a whole tail batch at
+    // once: the queue holds them, so this test is about paging, never about lagging.
+    config.ws_queue = 4096;
     let app = spawn_app_with(config.clone()).await;
     config.replay_window = 3000;
     let narrow = spawn_app_with(config).await;
