@@ -91,7 +91,7 @@ pub fn write_json(path: &Path, report: &Value) -> Result<()> {
 /// p50 and p99 latency per second (lines, left axis) over claims opened per second (bars,
 /// right axis), as one SVG with no outside references.
 pub fn write_svg(path: &Path, title: &str, run: &ClaimRun) -> Result<()> {
-    let (w, h, left, right, top, bottom) = (900.0, 360.0, 60.0, 70.0, 40.0, 40.0);
+    let (w, h, left, right, top, bottom) = (900.0, 370.0, 60.0, 70.0, 50.0, 40.0);
     let plot_w = w - left - right;
     let plot_h = h - top - bottom;
     let secs = run.timeline.len().max(1);
@@ -115,7 +115,7 @@ pub fn write_svg(path: &Path, title: &str, run: &ClaimRun) -> Result<()> {
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <rect width="{w}" height="{h}" fill="white"/>
-<text x="{left}" y="22" font-size="14">{}</text>
+<text x="{left}" y="18" font-size="14">{}</text>
 "#,
         escape(title)
     );
@@ -140,11 +140,10 @@ pub fn write_svg(path: &Path, title: &str, run: &ClaimRun) -> Result<()> {
 "#,
             points.join(" ")
         );
-        let legend_y = if name == "p50" { 22.0 } else { 36.0 };
+        let legend_x = if name == "p50" { left } else { left + 160.0 };
         svg += &format!(
-            r#"<text x="{:.0}" y="{legend_y}" fill="{colour}">{name} latency (ms)</text>
-"#,
-            w - right - 160.0
+            r#"<text x="{legend_x:.0}" y="38" fill="{colour}">{name} latency (ms, left axis)</text>
+"#
         );
     }
     for k in 0..=4 {
