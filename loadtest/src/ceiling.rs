@@ -188,8 +188,8 @@ fn print(rows: &[Value], naive: &[Value], o: &Options) {
     for r in rows {
         println!(
             "{:>9} | {:>7} | {:>14.0} {:>8.2} {:>8.2} | {:>16.0} {:>8.2} {:>8.2} | {:>6.2}x",
-            r["zone_size"],
-            r["concurrency"],
+            r["zone_size"].as_i64().unwrap_or_default(),
+            r["concurrency"].as_u64().unwrap_or_default(),
             f(&r["trove"]["claims_per_second"]),
             f(&r["trove"]["latency_ms"]["p50"]),
             f(&r["trove"]["latency_ms"]["p99"]),
@@ -209,7 +209,7 @@ fn print(rows: &[Value], naive: &[Value], o: &Options) {
         println!(
             "{:<17} | {:>9} | {:>8.1} | {:>7.1}",
             r["design"].as_str().unwrap_or(""),
-            r["zone_size"],
+            r["zone_size"].as_i64().unwrap_or_default(),
             f(&r["claims_per_second"]),
             f(&r["latency_ms"]["p50"]),
         );
