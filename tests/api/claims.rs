@@ -475,3 +475,67 @@ async fn the_claim_statement_never_scans_a_table() {
         );
     }
 }
+
+#[tokio::test]
+async fn chest_listings_page_by_id_and_filter_by_state() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let zone = zone_on(0, "listed");
+    app.spawn_zone(&zone, 5, "starter").await;
+    let t = app.token("lister");
+    for chest in [2, 4] {
+        let r = app
+            .call(
+                Method::POST,
+                &format!("/v1/zones/{zone}/chests/{chest}/claim"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let list = |query: String| {
+        let (app, zone, t) = (&app, &zone, &t);
+        async move {
+            let r = app
+                .call(
+                    Method::GET,
+                    &format!("/v1/zones/{zone}/chests?{query}"),
+                    Some(t),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            r.body
+        }
+    };
+    let ids = |page: &Value| -> Vec<i64> {
+        page["chests"]
+            .as_array()
+            .expect("chests")
+            .iter()
+            .map(|c| c["chest_id"].as_i64().expect("id"))
+            .collect()
+    };
+    let opened = list("state=opened".into()).await;
+    assert_eq!(ids(&opened), vec![2, 4]);
+    for c in opened["chests"].as_array().expect("chests") {
+        assert_eq!(
+            (&c["state"], &c["opened_by"]),
+            (&json!("opened"), &json!("lister"))
+        );
+        assert!(c["opened_at"].is_string());
+    }
+    assert_eq!(ids(&list("state=unopened".into()).await), vec![1, 3, 5]);
+    // Keyset pages of two: 1 2 | 3 4 | 5, each `next` the last id of its page.
+    let first = list("limit=2".into()).await;
+    assert_eq!((ids(&first), &first["next"]), (vec![1, 2], &json!(2)));
+    let second = list("limit=2&after=2".into()).await;
+    assert_eq!((ids(&second), &second["next"]), (vec![3, 4], &json!(4)));
+    let last = list("limit=2&after=4".into()).await;
+    assert_eq!((ids(&last), &last["next"]), (vec![5], &Value::Null));
+    assert_eq!(last["chests"][0]["state"], "unopened");
+    assert!(last["chests"][0]["opened_by"].is_null());
+}

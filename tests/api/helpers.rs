@@ -1,6 +1,7 @@
 //! Test harness: two private PostgreSQL clusters per test process (started once, stopped at
 //! exit), a fresh database per test on each, and the real app served on port 0.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -100,6 +101,20 @@ pub async fn migrated_template(c: &Cluster) {
     conn.close().await.expect("close");
 }
 
+/// A new database on each shard cluster, not migrated (for `trove migrate`).
+pub async fn empty_databases() -> Vec<String> {
+    let pg = pg().await;
+    let mut urls = Vec::new();
+    for c in &pg.clusters {
+        let name = format!("e{}", NEXT_DB.fetch_add(1, Ordering::SeqCst));
+        c.create_database(&name, None)
+            .await
+            .expect("create database");
+        urls.push(c.url(&name));
+    }
+    urls
+}
+
 /// A fresh, migrated database on `cluster`.
 pub async fn fresh_db(cluster: &Cluster) -> String {
     let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::SeqCst));
@@ -172,6 +187,32 @@ pub fn zone_on(shard: usize, prefix: &str) -> String {
         .map(|i| format!("{prefix}-{i}"))
         .find(|z| shard_index(z, 2) == shard)
         .expect("some name lands on every shard")
+}
+
+/// One sample from Prometheus text: the value of `name` whose label set is exactly `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let got: BTreeMap<&str, &str> = rest
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k, v.trim_matches('"')))
+                })
+                .collect();
+            (got == want).then(|| value.parse().ok()).flatten()
+        })
 }
 
 pub struct Resp {
@@ -303,6 +344,18 @@ impl TestApp {
         )
         .await
         .body
+    }
+
+    /// The instance's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// A direct connection to shard `i`, for asserting what is stored where.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod claims;
+mod cli;
 mod fairness;
 mod ops;
 mod probe;

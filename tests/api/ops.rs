@@ -1,7 +1,6 @@
 //! Operability: Prometheus metrics after real traffic, readiness that follows a shard's
 //! life, request ids in headers and error bodies, the concurrency cap, the OpenAPI document.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -11,36 +10,10 @@ use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster, TestApp,
-    SECRET,
+    fresh_db, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster,
+    TestApp, SECRET,
 };
 use crate::realtime::{connect, subscribe};
-
-/// One sample from Prometheus text: the value of `name` whose label set is exactly `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<&str, &str> = labels.iter().copied().collect();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let got: BTreeMap<&str, &str> = rest
-                .split(',')
-                .filter(|kv| !kv.is_empty())
-                .filter_map(|kv| {
-                    let (k, v) = kv.split_once('=')?;
-                    Some((k, v.trim_matches('"')))
-                })
-                .collect();
-            (got == want).then(|| value.parse().ok()).flatten()
-        })
-}
 
 async fn scrape(app: &TestApp) -> String {
     let r = app

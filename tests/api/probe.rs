@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, zone_on, TestApp};
+use crate::helpers::{metric, spawn_app, zone_on, TestApp};
 
 /// Runs the real binary (async: the app under test serves on this test's runtime).
 async fn probe_once(app: &TestApp, extra: &[&str]) -> (bool, String) {
@@ -218,4 +218,72 @@ async fn old_synthetic_zones_are_deleted_and_real_ones_never() {
         (Some(5), Some(1))
     );
     assert_eq!(app.ledger_count(&real).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_once_the_probe_keeps_going_and_reports_windows_as_metrics() {
+    let app = spawn_app().await;
+    let port = trove::local::free_port(29000 + (std::process::id() % 500) as u16 * 3);
+    let mut probe = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(["probe", "--url", &app.base, "--admin-token", &app.admin()])
+        .args([
+            "--chests",
+            "5",
+            "--claimers",
+            "12",
+            "--racing",
+            "2",
+            "--dropped",
+            "2",
+        ])
+        .args(["--interval", "1s", "--window", "2s"])
+        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start trove probe");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(std::time::Instant::now() < deadline, "no window reported");
+        let Ok(r) = app
+            .client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let text = r.text().await.expect("probe metrics");
+        let windows = metric(&text, "trove_probe_window_rounds", &[]).unwrap_or(0.0);
+        let clean = metric(&text, "trove_probe_rounds_total", &[("result", "clean")]);
+        if windows >= 1.0 && clean >= Some(2.0) {
+            break text;
+        }
+    };
+    let _ = probe.kill().await;
+    assert_eq!(
+        metric(&text, "trove_probe_window_clean_ratio", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "trove_probe_rounds_total", &[("result", "violated")]),
+        Some(0.0)
+    );
+    for kind in trove::probe::Kind::ALL {
+        assert_eq!(
+            metric(
+                &text,
+                "trove_probe_violations_total",
+                &[("kind", kind.as_str())]
+            ),
+            Some(0.0),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        metric(&text, "trove_probe_last_round_clean", &[]),
+        Some(1.0)
+    );
 }

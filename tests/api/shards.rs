@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, migrated_template, spawn_app, spawn_app_on, start_cluster, zone_on,
+    fresh_db, metric, migrated_template, spawn_app, spawn_app_on, start_cluster, zone_on,
 };
 
 #[tokio::test]
@@ -162,6 +162,22 @@ async fn a_stopped_shard_answers_503_fast_while_the_other_keeps_working() {
         )
         .await;
     assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Operators see it: refused claims by outcome and shard, and the shard marked down.
+    let text = app.metrics_text().await;
+    let refused = metric(
+        &text,
+        "trove_claims_total",
+        &[("outcome", "shard_unavailable"), ("shard", "1")],
+    );
+    assert_eq!(refused, Some(10.0), "{text}");
+    assert_eq!(
+        metric(&text, "trove_shard_up", &[("shard", "1")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "trove_shard_up", &[("shard", "0")]),
+        Some(1.0)
+    );
 
     own.start().expect("restart shard 1");
     let deadline = Instant::now() + Duration::from_secs(10);
