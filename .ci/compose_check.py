@@ -3,7 +3,7 @@
 Usage: python3 .ci/compose_check.py path/to/trove
 
 Checks: every TROVE_* variable the stack sets is one the binary documents (`trove serve
---help`); the shard, Redis and instance host names are services of the file; the port
+--help`, `trove probe --help` for the probe); the shard, Redis and instance host names are services of the file; the port
 TROVE_LISTEN binds is the one nginx, Prometheus, the health checks and the Dockerfile use;
 stop_grace_period outlasts TROVE_SHUTDOWN_TIMEOUT_MS; every bind-mounted file exists.
 """
@@ -33,18 +33,36 @@ def seconds(duration):
 
 
 binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/trove"
-help_text = subprocess.run(
-    [binary, "serve", "--help"], capture_output=True, text=True, check=True
-).stdout
-known = set(re.findall(r"env: (TROVE_[A-Z0-9_]+)", help_text))
-if not known:
-    sys.exit(f"{binary} serve --help lists no TROVE_* variables")
+
+
+def settings(command):
+    """The TROVE_* variables `trove <command> --help` documents."""
+    text = subprocess.run(
+        [binary, command, "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    found = set(re.findall(r"env: (TROVE_[A-Z0-9_]+)", text))
+    if not found:
+        sys.exit(f"{binary} {command} --help lists no TROVE_* variables")
+    return found
+
+
+known = settings("serve")
+probe_known = settings("probe")
 
 compose = YAML(typ="safe").load((root / "docker-compose.yml").read_text())
 services = compose["services"]
 
-# Trove services: the ones running our image.
-trove = {n: s for n, s in services.items() if s.get("image") == "trove:local"}
+# Trove services: the ones running our image (the probe is a client of them, checked below).
+trove = {
+    n: s
+    for n, s in services.items()
+    if s.get("image") == "trove:local" and (s.get("command") or [None])[0] != "probe"
+}
+probes = {
+    n: s
+    for n, s in services.items()
+    if s.get("image") == "trove:local" and (s.get("command") or [None])[0] == "probe"
+}
 servers = {n: s for n, s in trove.items() if s.get("command") == ["serve"]}
 if "migrate" not in trove or len(servers) < 2:
     fail("expected a `migrate` service and at least two `serve` instances of trove:local")
@@ -89,8 +107,26 @@ prom = YAML(typ="safe").load((root / "deploy/prometheus.yml").read_text())
 targets = {
     t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
 }
-if targets != {f"{n}:{port}" for n in servers}:
-    fail(f"Prometheus targets {sorted(targets)} != every trove instance on port {port}")
+probe_targets = set()
+for name, svc in probes.items():
+    env = svc.get("environment") or {}
+    for var in env:
+        if var.startswith("TROVE_") and var not in probe_known:
+            fail(f"{name}: {var} is not a setting of `trove probe`")
+    if env.get("TROVE_JWT_SECRET") != (trove.get("migrate", {}).get("environment") or {}).get(
+        "TROVE_JWT_SECRET"
+    ):
+        fail(f"{name}: TROVE_JWT_SECRET differs from the instances' (its token would be refused)")
+    url = urlparse(str(env.get("TROVE_PROBE_URL", "")))
+    if url.hostname not in services or str(url.port) != port:
+        fail(f"{name}: TROVE_PROBE_URL {url.geturl()!r} is not a service on port {port}")
+    metrics = str(env.get("TROVE_PROBE_METRICS_LISTEN", "127.0.0.1:9465"))
+    probe_targets.add(f"{name}:{metrics.rsplit(':', 1)[-1]}")
+if targets != {f"{n}:{port}" for n in servers} | probe_targets:
+    fail(
+        f"Prometheus targets {sorted(targets)} != every trove instance on port {port}"
+        f" and every probe's metrics port {sorted(probe_targets)}"
+    )
 
 dockerfile = (root / "Dockerfile").read_text()
 if f"EXPOSE {port}" not in dockerfile or f"TROVE_LISTEN=0.0.0.0:{port}" not in dockerfile:
