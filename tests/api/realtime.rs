@@ -16,8 +16,8 @@ use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster, zone_on,
-    TestApp, SECRET,
+    fresh_db, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster,
+    zone_on, TestApp, SECRET,
 };
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -500,6 +500,15 @@ async fn a_slow_reader_gets_one_lagged_message_with_a_snapshot_then_live_events(
         opened_events(&mut slow, 1, Duration::from_secs(5)).await[0]["claim_id"],
         id
     );
+    let lagged = metric(
+        &app.metrics_text().await,
+        "trove_ws_clients_lagged_total",
+        &[],
+    );
+    assert!(
+        lagged >= Some(1.0),
+        "lagged clients are counted: {lagged:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,6 +549,15 @@ async fn restarting_a_shard_loses_no_event() {
         .map(|e| e["claim_id"].clone())
         .collect();
     assert_eq!(got, ids);
+    let reconnects = metric(
+        &app.metrics_text().await,
+        "trove_realtime_listener_reconnects_total",
+        &[("shard", "1")],
+    );
+    assert!(
+        reconnects >= Some(1.0),
+        "the tail's reconnect is counted: {reconnects:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
