@@ -99,16 +99,26 @@ impl Shard {
             size: config.db_pool_size.max(1),
             acquire_timeout: config.acquire_timeout(),
         };
-        Ok(Shard {
+        Ok(Shard::with_pool(index, redact(url), options, pool_options))
+    }
+
+    /// A shard, up until proven down, with a lazy pool (nothing connects yet).
+    fn with_pool(
+        index: usize,
+        display_url: String,
+        options: PgConnectOptions,
+        pool_options: PoolSettings,
+    ) -> Shard {
+        Shard {
             index,
-            display_url: redact(url),
+            display_url,
             pool: RwLock::new(build_pool(&options, pool_options)),
             options,
             pool_options,
             down: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// The same shard with a pool of its own (`size` connections, extra session `settings`)
@@ -120,16 +130,7 @@ impl Shard {
             size: size.max(1),
             ..self.pool_options
         };
-        Shard {
-            index: self.index,
-            display_url: self.display_url.clone(),
-            pool: RwLock::new(build_pool(&options, pool_options)),
-            options,
-            pool_options,
-            down: AtomicBool::new(false),
-            probing: AtomicBool::new(false),
-            waiting: AtomicUsize::new(0),
-        }
+        Shard::with_pool(self.index, self.display_url.clone(), options, pool_options)
     }
 
     /// The shard's pool, or `ShardUnavailable` at once while the shard is known to be down.

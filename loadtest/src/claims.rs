@@ -41,6 +41,16 @@ pub struct Second {
     pub latency: Histogram<u64>,
 }
 
+impl Second {
+    fn timeline(seconds: usize) -> Vec<Second> {
+        let empty = Second {
+            opened: 0,
+            latency: stats::histogram(),
+        };
+        vec![empty; seconds]
+    }
+}
+
 pub struct ClaimRun {
     pub elapsed: Duration,
     pub latency: Histogram<u64>,
@@ -101,13 +111,7 @@ pub async fn run(api: &Api, load: &Load, label: &str) -> ClaimRun {
                 opened: vec![0u64; load.zones.len()],
                 errors: 0,
                 acks: Vec::new(),
-                timeline: vec![
-                    Second {
-                        opened: 0,
-                        latency: stats::histogram()
-                    };
-                    seconds
-                ],
+                timeline: Second::timeline(seconds),
             };
             let mut i = w;
             loop {
@@ -164,13 +168,7 @@ pub async fn run(api: &Api, load: &Load, label: &str) -> ClaimRun {
         duplicates: 0,
         errors: 0,
         acks: Vec::new(),
-        timeline: vec![
-            Second {
-                opened: 0,
-                latency: stats::histogram()
-            };
-            seconds
-        ],
+        timeline: Second::timeline(seconds),
     };
     for w in workers {
         let Ok(w) = w.await else {

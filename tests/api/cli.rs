@@ -3,23 +3,15 @@
 use reqwest::StatusCode;
 use trove::auth::{JwtKeys, Role};
 
-use crate::helpers::{empty_databases, spawn_app_on, zone_on, SECRET};
+use crate::helpers::{empty_databases, run_trove, spawn_app_on, zone_on, SECRET};
 
 async fn trove(args: &[&str], shards: &[String]) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .args(args)
-        .env("TROVE_SHARDS", shards.join(","))
-        .env("TROVE_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run trove");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let shards = shards.join(",");
+    run_trove(
+        args,
+        &[("TROVE_SHARDS", &shards), ("TROVE_JWT_SECRET", SECRET)],
+    )
+    .await
 }
 
 #[tokio::test]

@@ -101,6 +101,25 @@ pub async fn migrated_template(c: &Cluster) {
     conn.close().await.expect("close");
 }
 
+/// Runs the real `trove` binary with `env` set (async: an app under test may be serving on
+/// this test's runtime); returns whether it succeeded and its stdout and stderr.
+pub async fn run_trove(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(args)
+        .env_remove("TROVE_SHARDS")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run trove");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A new database on each shard cluster, not migrated (for `trove migrate`).
 pub async fn empty_databases() -> Vec<String> {
     let pg = pg().await;

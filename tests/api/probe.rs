@@ -5,31 +5,20 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{metric, spawn_app, zone_on, TestApp};
+use crate::helpers::{metric, run_trove, spawn_app, zone_on, TestApp};
 
-/// Runs the real binary (async: the app under test serves on this test's runtime).
 async fn probe_once(app: &TestApp, extra: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .args([
-            "probe",
-            "--once",
-            "--url",
-            &app.base,
-            "--admin-token",
-            &app.admin(),
-        ])
-        .args(extra)
-        .env_remove("TROVE_SHARDS")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run trove probe");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let admin = app.admin();
+    let mut args = vec![
+        "probe",
+        "--once",
+        "--url",
+        &app.base,
+        "--admin-token",
+        &admin,
+    ];
+    args.extend_from_slice(extra);
+    run_trove(&args, &[]).await
 }
 
 /// Runs `sql` on every shard of the app.
@@ -51,15 +40,7 @@ async fn the_probe_passes_on_a_healthy_stack_and_stays_off_real_metrics() {
     );
 
     // Synthetic claims are counted apart from real ones.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         !metrics.contains("trove_claims_total{"),
         "probe claims leaked into trove_claims_total"
