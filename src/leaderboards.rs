@@ -12,8 +12,15 @@
 //!
 //! Rebuild (`trove leaderboards rebuild`, or automatically when Redis comes back empty):
 //! per shard, one repeatable-read snapshot aggregates the ledger below its horizon in SQL and
-//! streams the rows into temporary keys; then one MULTI swaps them in and sets each shard's
-//! position to that horizon, after which the tails carry on from exactly there.
+//! streams the rows into temporary keys; then one Lua script swaps them in, deletes the live
+//! boards it does not replace, and sets each shard's position to that horizon, after which the
+//! tails carry on from exactly there.
+//!
+//! Rebuild against followers: a board a follower wrote after the rebuild listed the live keys
+//! would survive the swap while the positions go back to the horizon, counting its claims
+//! twice. So followers apply nothing while the rebuild lock exists (the apply script checks it
+//! and the follower retries next poll), and the swap runs only if the lock is still this
+//! rebuild's: then no follower wrote between taking the lock and the swap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -152,10 +159,12 @@ pub struct RebuildReport {
     pub zones: usize,
 }
 
-/// Applies a batch only if the boards are where the batch starts (compare-and-set).
-/// KEYS[1] position key; ARGV[1] expected, ARGV[2] new position, then (key, member, delta)*.
+/// Applies a batch only if the boards are where the batch starts (compare-and-set) and no
+/// rebuild holds the lock (its swap would not see boards written meanwhile).
+/// KEYS[1] position key, KEYS[2] rebuild lock; ARGV[1] expected, ARGV[2] new position, then
+/// (key, member, delta)*.
 const APPLY: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 for i = 3, #ARGV, 3 do
@@ -164,6 +173,39 @@ end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
 ";
+
+/// Swaps a rebuild in, all or nothing, only while the lock is still this run's, and releases it.
+/// KEYS[1] rebuild lock; ARGV[1] run, ARGV[2] n, n (temporary, live) pairs to rename, m, m
+/// live keys to delete, then (position key, position)*.
+/// Returns 1 when swapped, 0 when the lock is not ours, -1 when a temporary key is missing.
+const SWAP: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + 2 * n, 2 do
+  if redis.call('EXISTS', ARGV[i]) == 0 then
+    return -1
+  end
+end
+for i = 3, 2 + 2 * n, 2 do
+  redis.call('RENAME', ARGV[i], ARGV[i + 1])
+end
+local at = 3 + 2 * n
+local m = tonumber(ARGV[at])
+for i = at + 1, at + m do
+  redis.call('DEL', ARGV[i])
+end
+for i = at + m + 1, #ARGV - 1, 2 do
+  redis.call('SET', ARGV[i], ARGV[i + 1])
+end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+/// Deletes the rebuild lock only if it is still this run's (never another rebuild's).
+const RELEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /// Ledger rows per applied batch.
 const BATCH: i64 = 1000;
@@ -175,6 +217,7 @@ pub struct Leaderboards {
     shards: ShardSet,
     scores: RarityScores,
     apply: Arc<Script>,
+    swap: Arc<Script>,
     poll: Duration,
     /// Milliseconds between a claim's transaction start and its board update, last batch.
     pub lag_ms: Arc<AtomicU64>,
@@ -208,6 +251,7 @@ impl Leaderboards {
             shards,
             scores,
             apply: Arc::new(Script::new(APPLY)),
+            swap: Arc::new(Script::new(SWAP)),
             poll,
             lag_ms: Arc::new(AtomicU64::new(0)),
         }
@@ -222,6 +266,10 @@ impl Leaderboards {
 
     fn cursor_key(&self, shard: usize) -> String {
         self.redis.key(&["lb", "cursor", &shard.to_string()])
+    }
+
+    fn lock_key(&self) -> String {
+        self.redis.key(&["lb", "rebuild-lock"])
     }
 
     /// Starts one follower per shard.
@@ -257,7 +305,7 @@ impl Leaderboards {
             tokio::spawn(async move {
                 match me.rebuild().await {
                     Ok(r) => tracing::info!(rows = r.rows, "leaderboards rebuilt from the ledger"),
-                    Err(Error::Conflict(_)) => {}
+                    Err(Error::RebuildRunning) => {}
                     Err(e) => tracing::warn!(error = %e, "leaderboard rebuild failed"),
                 }
             });
@@ -324,11 +372,12 @@ impl Leaderboards {
             return Ok(false);
         }
         let (script, expected, next) = (Arc::clone(&self.apply), encode(from), encode(to));
+        let lock = self.lock_key();
         let applied: i64 = self
             .redis
             .call(|mut c| async move {
                 let mut inv = script.key(key);
-                inv.arg(expected).arg(next);
+                inv.key(lock).arg(expected).arg(next);
                 for ((board, player), delta) in deltas {
                     inv.arg(board).arg(player).arg(delta);
                 }
@@ -346,10 +395,11 @@ impl Leaderboards {
     }
 
     /// Recomputes every board from the ledgers of all shards and swaps them in atomically.
-    /// Fails with `Conflict` when another rebuild holds the lock.
+    /// Fails with `RebuildRunning` when another rebuild holds the lock, and with
+    /// `RebuildLockLost` (changing nothing) when the lock stopped being ours before the swap.
     pub async fn rebuild(&self) -> Result<RebuildReport> {
         let run = uuid::Uuid::now_v7().simple().to_string();
-        let lock = self.redis.key(&["lb", "rebuild-lock"]);
+        let lock = self.lock_key();
         let (l, r) = (lock.clone(), run.clone());
         let got: Option<String> = self
             .redis
@@ -366,23 +416,22 @@ impl Leaderboards {
             .await
             .map_err(unavailable)?;
         if got.is_none() {
-            return Err(Error::Conflict(
-                "a leaderboard rebuild is already running".into(),
-            ));
+            return Err(Error::RebuildRunning);
         }
         let result = self.rebuild_locked(&run).await;
-        let (l, r) = (lock, run.clone());
-        let _: std::result::Result<i64, _> = self
-            .redis
-            .call_long(|mut c| async move {
-                Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
-                    .key(l)
-                    .arg(r)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await;
         if result.is_err() {
+            // A successful swap released the lock itself.
+            let (l, r) = (lock, run.clone());
+            let _: std::result::Result<i64, _> = self
+                .redis
+                .call_long(|mut c| async move {
+                    Script::new(RELEASE)
+                        .key(l)
+                        .arg(r)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await;
             let pattern = self.redis.key(&["lbtmp", &run, "*"]);
             let _ = self.delete_matching(&pattern).await;
         }
@@ -447,38 +496,55 @@ impl Leaderboards {
             cursors.push((self.cursor_key(shard.index), encode(Cursor::below(horizon))));
         }
 
-        // Live board keys that the rebuild does not replace (zones gone from the ledger).
+        // Live board keys that the rebuild does not replace (zones gone from the ledger). Listed
+        // under the lock, which keeps followers from adding any before the swap.
         let live_pattern = self.redis.key(&["lb", "*", "*"]);
         let existing = self.scan(&live_pattern).await?;
-        let mut swap = redis::pipe();
-        swap.atomic();
-        let mut replaced = HashSet::new();
+        let mut renames = Vec::new();
         for board in Board::ALL {
             if any_rows {
-                swap.rename(tmp(board, None), self.board_key(board, None))
-                    .ignore();
-                replaced.insert(self.board_key(board, None));
+                renames.push((tmp(board, None), self.board_key(board, None)));
             }
             for z in &zones {
-                swap.rename(tmp(board, Some(z)), self.board_key(board, Some(z)))
-                    .ignore();
-                replaced.insert(self.board_key(board, Some(z)));
+                renames.push((tmp(board, Some(z)), self.board_key(board, Some(z))));
             }
         }
+        let replaced: HashSet<&String> = renames.iter().map(|(_, live)| live).collect();
         let cursor_prefix = self.redis.key(&["lb", "cursor", ""]);
-        let lock = self.redis.key(&["lb", "rebuild-lock"]);
-        for k in existing {
-            if !replaced.contains(&k) && !k.starts_with(&cursor_prefix) && k != lock {
-                swap.del(k).ignore();
-            }
-        }
-        for (k, v) in &cursors {
-            swap.set(k, v).ignore();
-        }
-        self.redis
-            .call_long(|mut c| async move { swap.query_async::<()>(&mut c).await })
+        let lock = self.lock_key();
+        let stale: Vec<String> = existing
+            .into_iter()
+            .filter(|k| !replaced.contains(k) && !k.starts_with(&cursor_prefix) && *k != lock)
+            .collect();
+        let (script, run) = (Arc::clone(&self.swap), run.to_owned());
+        let swapped: i64 = self
+            .redis
+            .call_long(|mut c| async move {
+                let mut inv = script.key(lock);
+                inv.arg(run).arg(renames.len());
+                for (from, to) in renames {
+                    inv.arg(from).arg(to);
+                }
+                inv.arg(stale.len());
+                for k in stale {
+                    inv.arg(k);
+                }
+                for (k, v) in cursors {
+                    inv.arg(k).arg(v);
+                }
+                inv.invoke_async(&mut c).await
+            })
             .await
             .map_err(unavailable)?;
+        match swapped {
+            1 => {}
+            0 => return Err(Error::RebuildLockLost),
+            _ => {
+                return Err(Error::Internal(
+                    "a rebuild's temporary board vanished before the swap".into(),
+                ))
+            }
+        }
         Ok(RebuildReport {
             shards: self.shards.len(),
             rows: rows_total,

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use trove::config::Config;
-use trove::leaderboards::RarityScores;
+use trove::error::Error;
+use trove::leaderboards::{Leaderboards, RarityScores};
+use trove::redis_client::Redis;
+use trove::shards::ShardSet;
 
 use crate::helpers::{spawn_app, spawn_app_with, zone_on, RedisServer, TestApp, SECRET};
 
@@ -426,4 +429,91 @@ async fn anon(app: &TestApp, forwarded: &str) -> StatusCode {
     )
     .await
     .status
+}
+
+/// A rebuild that runs only the library call, on its own Redis pool (another instance).
+fn rebuilder(config: &Config) -> Leaderboards {
+    let redis = Redis::from_config(config)
+        .expect("redis config")
+        .expect("redis url");
+    Leaderboards::new(
+        redis,
+        ShardSet::new(config).expect("shards"),
+        RarityScores::default(),
+        Duration::from_secs(3600),
+    )
+}
+
+/// Runs a rebuild, waiting out one that is already running (the instances' own, at start).
+async fn rebuild_now(boards: &Leaderboards) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match boards.rebuild().await {
+            Ok(_) => return,
+            Err(Error::RebuildRunning) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("rebuild failed: {e}"),
+        }
+    }
+}
+
+/// A board a follower created after the rebuild listed the live keys used to survive the swap
+/// while the positions went back to the horizon, so its claims counted twice (this test caught
+/// it on every run before followers held off during a rebuild).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_while_a_follower_applies_claims_in_brand_new_zones_leaves_boards_equal_to_the_ledger(
+) {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let mut c = config(&base.shard_urls, &redis);
+    c.leaderboard_poll_ms = 10;
+    c.rate_claims = "10000/10000".parse().expect("spec");
+    let app = Arc::new(spawn_app_with(c.clone()).await);
+    let rebuild = rebuilder(&c);
+    app.starter().await;
+    // Another deployment shares this Redis (the prefix allows it). A rebuild's SCAN walks the
+    // whole keyspace, so its keys stretch the listing of live boards to hundreds of ms.
+    let fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'other:rl:' .. i, 'x') end";
+    assert_eq!(redis.cmd(&["EVAL", fill, "0", "30000"]).await, "$-1");
+    let old = zone_on(0, "old");
+    app.spawn_zone(&old, 50, "starter").await;
+    app.claim(&old, &app.token("veteran"), None).await;
+    let mut scopes = vec!["global".to_owned(), old.clone()];
+    boards_match_ledger(&app, &scopes).await;
+
+    // Each round: while another process rebuilds, players claim in zone after zone that has no
+    // ledger row below the rebuild's horizons, and this instance's follower applies them.
+    let lock = format!("t{}:lb:rebuild-lock", redis.port);
+    for round in 0..3usize {
+        let running = {
+            let rebuild = rebuild.clone();
+            tokio::spawn(async move { rebuild_now(&rebuild).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.cmd(&["EXISTS", &lock]).await != ":1" {
+            assert!(Instant::now() < deadline, "the rebuild never took its lock");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut fresh = 0;
+        while !running.is_finished() {
+            let zone = zone_on(fresh % 2, &format!("fresh{round}-{fresh}"));
+            app.spawn_zone(&zone, 10, "starter").await;
+            for p in ["ann", "bob"] {
+                let r = app.claim(&zone, &app.token(p), None).await;
+                assert_eq!(r.status, StatusCode::CREATED);
+            }
+            scopes.push(zone);
+            fresh += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.await.expect("rebuild");
+        assert!(fresh > 1, "claims must land while the rebuild runs");
+        boards_match_ledger(&app, &scopes).await;
+    }
+    assert_eq!(
+        redis.cmd(&["EXISTS", &lock]).await,
+        ":0",
+        "each rebuild releases its lock"
+    );
 }
