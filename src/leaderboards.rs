@@ -20,11 +20,13 @@
 //! would survive the swap while the positions go back to the horizon, counting its claims
 //! twice. So followers apply nothing while the rebuild lock exists (the apply script checks it
 //! and the follower retries next poll), and the swap runs only if the lock is still this
-//! rebuild's: then no follower wrote between taking the lock and the swap.
+//! rebuild's: then no follower wrote between taking the lock and the swap. The rebuild renews
+//! its lock while it runs, however long the ledger, so a second rebuild cannot start meanwhile.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::convert::Infallible;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,9 +209,15 @@ return 1
 const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
+/// Extends the rebuild lock only while it is still this run's (never another rebuild's).
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+
 /// Ledger rows per applied batch.
 const BATCH: i64 = 1000;
-const REBUILD_LOCK_MS: u64 = 10 * 60 * 1000;
+/// The rebuild lock's lifetime unless renewed (every third of it while the rebuild runs).
+/// Short because the lock also holds the followers off: a crashed rebuild stalls the boards
+/// for at most this long.
+const REBUILD_LOCK_TTL: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Leaderboards {
@@ -219,6 +227,8 @@ pub struct Leaderboards {
     apply: Arc<Script>,
     swap: Arc<Script>,
     poll: Duration,
+    /// How long the rebuild lock lives unless renewed (`REBUILD_LOCK_TTL`; shorter in tests).
+    lock_ttl: Duration,
     /// Milliseconds between a claim's transaction start and its board update, last batch.
     pub lag_ms: Arc<AtomicU64>,
 }
@@ -253,8 +263,15 @@ impl Leaderboards {
             apply: Arc::new(Script::new(APPLY)),
             swap: Arc::new(Script::new(SWAP)),
             poll,
+            lock_ttl: REBUILD_LOCK_TTL,
             lag_ms: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Sets the rebuild lock's lifetime (renewed every third of it), so a test can outlast it.
+    pub fn with_rebuild_lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl.max(Duration::from_millis(30));
+        self
     }
 
     fn board_key(&self, board: Board, zone: Option<&str>) -> String {
@@ -409,7 +426,7 @@ impl Leaderboards {
                     .arg(r)
                     .arg("NX")
                     .arg("PX")
-                    .arg(REBUILD_LOCK_MS)
+                    .arg(self.lock_ttl.as_millis() as u64)
                     .query_async(&mut c)
                     .await
             })
@@ -418,7 +435,11 @@ impl Leaderboards {
         if got.is_none() {
             return Err(Error::RebuildRunning);
         }
-        let result = self.rebuild_locked(&run).await;
+        let lost = AtomicBool::new(false);
+        let result = tokio::select! {
+            r = self.rebuild_locked(&run, &lost) => r,
+            never = self.keep_lock(&lock, &run, &lost) => match never {},
+        };
         if result.is_err() {
             // A successful swap released the lock itself.
             let (l, r) = (lock, run.clone());
@@ -438,7 +459,50 @@ impl Leaderboards {
         result
     }
 
-    async fn rebuild_locked(&self, run: &str) -> Result<RebuildReport> {
+    /// Renews the lock every third of its lifetime for as long as the rebuild runs (the rebuild
+    /// finishing drops this future). When the lock is no longer ours it sets `lost`, so the
+    /// rebuild stops early; the swap would refuse anyway.
+    async fn keep_lock(&self, lock: &str, run: &str, lost: &AtomicBool) -> Infallible {
+        let every = self.lock_ttl / 3;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (l, r) = (lock.to_owned(), run.to_owned());
+            let ttl_ms = self.lock_ttl.as_millis() as u64;
+            let renewed: std::result::Result<i64, _> = self
+                .redis
+                .call_long(|mut c| async move {
+                    Script::new(RENEW)
+                        .key(l)
+                        .arg(r)
+                        .arg(ttl_ms)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await;
+            match renewed {
+                Ok(0) => {
+                    lost.store(true, Ordering::Relaxed);
+                    return std::future::pending().await;
+                }
+                Ok(_) => {}
+                // Transient: the next tick tries again, and the swap checks the lock anyway.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew the leaderboard rebuild lock")
+                }
+            }
+        }
+    }
+
+    async fn rebuild_locked(&self, run: &str, lost: &AtomicBool) -> Result<RebuildReport> {
+        let still_ours = || {
+            if lost.load(Ordering::Relaxed) {
+                Err(Error::RebuildLockLost)
+            } else {
+                Ok(())
+            }
+        };
         let tmp = |board: Board, zone: Option<&str>| match zone {
             Some(z) => self.redis.key(&["lbtmp", run, board.name(), "zone", z]),
             None => self.redis.key(&["lbtmp", run, board.name(), "global"]),
@@ -449,6 +513,7 @@ impl Leaderboards {
         let mut rows_total = 0u64;
         let mut any_rows = false;
         for shard in self.shards.all() {
+            still_ours()?;
             let pool = shard.pool()?;
             let mut tx = pool.begin().await.map_err(|e| shard.db_error(e))?;
             sqlx::query_file!("sql/repeatable_read.sql")
@@ -477,6 +542,7 @@ impl Leaderboards {
                 any_rows = true;
                 pending += 1;
                 if pending == 500 {
+                    still_ours()?;
                     let p = std::mem::replace(&mut pipe, redis::pipe());
                     self.redis
                         .call_long(|mut c| async move { p.query_async::<()>(&mut c).await })
@@ -498,6 +564,7 @@ impl Leaderboards {
 
         // Live board keys that the rebuild does not replace (zones gone from the ledger). Listed
         // under the lock, which keeps followers from adding any before the swap.
+        still_ours()?;
         let live_pattern = self.redis.key(&["lb", "*", "*"]);
         let existing = self.scan(&live_pattern).await?;
         let mut renames = Vec::new();

@@ -517,3 +517,138 @@ async fn a_rebuild_while_a_follower_applies_claims_in_brand_new_zones_leaves_boa
         "each rebuild releases its lock"
     );
 }
+
+/// Waits for a rebuild to hold the lock; returns the lock's value (its run) as Redis sent it.
+async fn lock_owner(redis: &RedisServer, lock: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let owner = redis.cmd(&["GET", lock]).await;
+        if owner != "$-1" {
+            return owner;
+        }
+        assert!(Instant::now() < deadline, "the rebuild never took its lock");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Holds any rebuild at its first shard: the rebuild's ledger query waits for this lock.
+async fn hold_shard0(app: &TestApp) -> sqlx::PgConnection {
+    let mut db = app.shard_db(0).await;
+    sqlx::query("BEGIN").execute(&mut db).await.expect("begin");
+    sqlx::query("LOCK TABLE zones IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut db)
+        .await
+        .expect("lock zones");
+    db
+}
+
+/// The lock used to live ten minutes, unrenewed, so a longer rebuild could overlap another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_rebuild_keeps_its_lock_refuses_a_second_and_swaps_only_while_the_lock_is_its_own() {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let c = config(&base.shard_urls, &redis);
+    let app = spawn_app_with(c.clone()).await;
+    app.starter().await;
+    let (east, west) = (zone_on(0, "east"), zone_on(1, "west"));
+    for z in [&east, &west] {
+        app.spawn_zone(z, 100, "starter").await;
+        app.claim(z, &app.token("ann"), None).await;
+    }
+    let scopes = vec!["global".to_owned(), east.clone(), west.clone()];
+    boards_match_ledger(&app, &scopes).await;
+    let lock = format!("t{}:lb:rebuild-lock", redis.port);
+    let mut patient = c.clone();
+    patient.db_statement_timeout_ms = 30_000; // the held ledger query may wait
+    let ttl = Duration::from_millis(600);
+
+    // A rebuild held well past its lock's lifetime keeps the lock (renewed, not expired).
+    let mut hold = hold_shard0(&app).await;
+    let running = {
+        let rebuild = rebuilder(&patient).with_rebuild_lock_ttl(ttl);
+        tokio::spawn(async move { rebuild.rebuild().await })
+    };
+    let owner = lock_owner(&redis, &lock).await;
+    let before = served_boards(&app, &scopes).await;
+    let bob = app.claim(&west, &app.token("bob"), None).await;
+    assert_eq!(bob.status, StatusCode::CREATED);
+    let held = Instant::now();
+    while held.elapsed() < ttl * 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(redis.cmd(&["GET", &lock]).await, owner, "the lock lapsed");
+    }
+    assert_eq!(
+        served_boards(&app, &scopes).await,
+        before,
+        "followers apply nothing while a rebuild holds the lock"
+    );
+    // A second rebuild, in this process or from the command line, refuses and says why.
+    assert!(matches!(
+        rebuilder(&c).rebuild().await,
+        Err(Error::RebuildRunning)
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(["leaderboards", "rebuild"])
+        .env("TROVE_SHARDS", base.shard_urls.join(","))
+        .env("TROVE_JWT_SECRET", SECRET)
+        .env("TROVE_REDIS_URL", redis.url())
+        .env("TROVE_REDIS_PREFIX", format!("t{}", redis.port))
+        .output()
+        .expect("run rebuild");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("a leaderboard rebuild is already running"),
+        "{stderr}"
+    );
+    assert_eq!(
+        redis.cmd(&["GET", &lock]).await,
+        owner,
+        "refusing takes nothing"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut hold)
+        .await
+        .expect("release");
+    let report = running.await.expect("task").expect("the held rebuild");
+    assert_eq!(report.shards, 2);
+    assert_eq!(redis.cmd(&["EXISTS", &lock]).await, ":0", "released");
+    boards_match_ledger(&app, &scopes).await; // bob's claim included
+
+    // A rebuild whose lock stopped being its own before the swap (it lapsed and another
+    // rebuild took it: done here by hand) swaps nothing and leaves the other's lock alone.
+    // The default lifetime means no renewal notices first: the swap itself refuses.
+    let mut hold = hold_shard0(&app).await;
+    let running = {
+        let rebuild = rebuilder(&patient);
+        tokio::spawn(async move { rebuild.rebuild().await })
+    };
+    lock_owner(&redis, &lock).await;
+    assert_eq!(redis.cmd(&["SET", &lock, "intruder"]).await, "+OK");
+    let cid = app.claim(&west, &app.token("cid"), None).await;
+    assert_eq!(cid.status, StatusCode::CREATED);
+    let before = served_boards(&app, &scopes).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut hold)
+        .await
+        .expect("release");
+    assert!(matches!(
+        running.await.expect("task"),
+        Err(Error::RebuildLockLost)
+    ));
+    assert_eq!(redis.cmd(&["GET", &lock]).await, "$8\r\nintruder");
+    let tmp = format!("t{}:lbtmp:*", redis.port);
+    assert_eq!(
+        redis.cmd(&["KEYS", &tmp]).await,
+        "*0",
+        "temporary keys removed"
+    );
+    assert_eq!(
+        served_boards(&app, &scopes).await,
+        before,
+        "nothing swapped"
+    );
+    // Once the other rebuild is gone, the followers carry on from the untouched positions.
+    assert_eq!(redis.cmd(&["DEL", &lock]).await, ":1");
+    boards_match_ledger(&app, &scopes).await; // cid's claim included
+}
