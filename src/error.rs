@@ -30,6 +30,15 @@ pub enum Error {
     IdempotencyKeyReused(String),
     #[error("{0}")]
     Conflict(String),
+    /// Another leaderboard rebuild holds the lock; this one changed nothing.
+    #[error("a leaderboard rebuild is already running")]
+    RebuildRunning,
+    /// The rebuild's lock expired or was taken before its swap, so it swapped nothing in:
+    /// followers may have moved the boards meanwhile, and its result could count claims twice.
+    #[error(
+        "the leaderboard rebuild lost its lock before the swap; the boards were left as they were"
+    )]
+    RebuildLockLost,
     /// The zone's shard cannot be reached; other shards keep working.
     #[error("shard {shard} is unavailable")]
     ShardUnavailable { shard: usize, retry_after: Duration },
@@ -85,6 +94,8 @@ impl Error {
             Error::ChestAlreadyOpened { .. } => "chest_already_opened",
             Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Error::Conflict(_) => "conflict",
+            Error::RebuildRunning => "rebuild_running",
+            Error::RebuildLockLost => "rebuild_lock_lost",
             Error::ShardUnavailable { .. } => "shard_unavailable",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable { code, .. } => code,

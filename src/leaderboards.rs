@@ -12,12 +12,21 @@
 //!
 //! Rebuild (`trove leaderboards rebuild`, or automatically when Redis comes back empty):
 //! per shard, one repeatable-read snapshot aggregates the ledger below its horizon in SQL and
-//! streams the rows into temporary keys; then one MULTI swaps them in and sets each shard's
-//! position to that horizon, after which the tails carry on from exactly there.
+//! streams the rows into temporary keys; then one Lua script swaps them in, deletes the live
+//! boards it does not replace, and sets each shard's position to that horizon, after which the
+//! tails carry on from exactly there.
+//!
+//! Rebuild against followers: a board a follower wrote after the rebuild listed the live keys
+//! would survive the swap while the positions go back to the horizon, counting its claims
+//! twice. So followers apply nothing while the rebuild lock exists (the apply script checks it
+//! and the follower retries next poll), and the swap runs only if the lock is still this
+//! rebuild's: then no follower wrote between taking the lock and the swap. The rebuild renews
+//! its lock while it runs, however long the ledger, so a second rebuild cannot start meanwhile.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::convert::Infallible;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,10 +161,12 @@ pub struct RebuildReport {
     pub zones: usize,
 }
 
-/// Applies a batch only if the boards are where the batch starts (compare-and-set).
-/// KEYS[1] position key; ARGV[1] expected, ARGV[2] new position, then (key, member, delta)*.
+/// Applies a batch only if the boards are where the batch starts (compare-and-set) and no
+/// rebuild holds the lock (its swap would not see boards written meanwhile).
+/// KEYS[1] position key, KEYS[2] rebuild lock; ARGV[1] expected, ARGV[2] new position, then
+/// (key, member, delta)*.
 const APPLY: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 for i = 3, #ARGV, 3 do
@@ -165,9 +176,48 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// Swaps a rebuild in, all or nothing, only while the lock is still this run's, and releases it.
+/// KEYS[1] rebuild lock; ARGV[1] run, ARGV[2] n, n (temporary, live) pairs to rename, m, m
+/// live keys to delete, then (position key, position)*.
+/// Returns 1 when swapped, 0 when the lock is not ours, -1 when a temporary key is missing.
+const SWAP: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + 2 * n, 2 do
+  if redis.call('EXISTS', ARGV[i]) == 0 then
+    return -1
+  end
+end
+for i = 3, 2 + 2 * n, 2 do
+  redis.call('RENAME', ARGV[i], ARGV[i + 1])
+end
+local at = 3 + 2 * n
+local m = tonumber(ARGV[at])
+for i = at + 1, at + m do
+  redis.call('DEL', ARGV[i])
+end
+for i = at + m + 1, #ARGV - 1, 2 do
+  redis.call('SET', ARGV[i], ARGV[i + 1])
+end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+/// Deletes the rebuild lock only if it is still this run's (never another rebuild's).
+const RELEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/// Extends the rebuild lock only while it is still this run's (never another rebuild's).
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+
 /// Ledger rows per applied batch.
 const BATCH: i64 = 1000;
-const REBUILD_LOCK_MS: u64 = 10 * 60 * 1000;
+/// The rebuild lock's lifetime unless renewed (every third of it while the rebuild runs).
+/// Short because the lock also holds the followers off: a crashed rebuild stalls the boards
+/// for at most this long.
+const REBUILD_LOCK_TTL: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Leaderboards {
@@ -175,7 +225,10 @@ pub struct Leaderboards {
     shards: ShardSet,
     scores: RarityScores,
     apply: Arc<Script>,
+    swap: Arc<Script>,
     poll: Duration,
+    /// How long the rebuild lock lives unless renewed (`REBUILD_LOCK_TTL`; shorter in tests).
+    lock_ttl: Duration,
     /// Milliseconds between a claim's transaction start and its board update, last batch.
     pub lag_ms: Arc<AtomicU64>,
 }
@@ -208,9 +261,17 @@ impl Leaderboards {
             shards,
             scores,
             apply: Arc::new(Script::new(APPLY)),
+            swap: Arc::new(Script::new(SWAP)),
             poll,
+            lock_ttl: REBUILD_LOCK_TTL,
             lag_ms: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Sets the rebuild lock's lifetime (renewed every third of it), so a test can outlast it.
+    pub fn with_rebuild_lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl.max(Duration::from_millis(30));
+        self
     }
 
     fn board_key(&self, board: Board, zone: Option<&str>) -> String {
@@ -222,6 +283,10 @@ impl Leaderboards {
 
     fn cursor_key(&self, shard: usize) -> String {
         self.redis.key(&["lb", "cursor", &shard.to_string()])
+    }
+
+    fn lock_key(&self) -> String {
+        self.redis.key(&["lb", "rebuild-lock"])
     }
 
     /// Starts one follower per shard.
@@ -257,7 +322,7 @@ impl Leaderboards {
             tokio::spawn(async move {
                 match me.rebuild().await {
                     Ok(r) => tracing::info!(rows = r.rows, "leaderboards rebuilt from the ledger"),
-                    Err(Error::Conflict(_)) => {}
+                    Err(Error::RebuildRunning) => {}
                     Err(e) => tracing::warn!(error = %e, "leaderboard rebuild failed"),
                 }
             });
@@ -324,11 +389,12 @@ impl Leaderboards {
             return Ok(false);
         }
         let (script, expected, next) = (Arc::clone(&self.apply), encode(from), encode(to));
+        let lock = self.lock_key();
         let applied: i64 = self
             .redis
             .call(|mut c| async move {
                 let mut inv = script.key(key);
-                inv.arg(expected).arg(next);
+                inv.key(lock).arg(expected).arg(next);
                 for ((board, player), delta) in deltas {
                     inv.arg(board).arg(player).arg(delta);
                 }
@@ -346,10 +412,11 @@ impl Leaderboards {
     }
 
     /// Recomputes every board from the ledgers of all shards and swaps them in atomically.
-    /// Fails with `Conflict` when another rebuild holds the lock.
+    /// Fails with `RebuildRunning` when another rebuild holds the lock, and with
+    /// `RebuildLockLost` (changing nothing) when the lock stopped being ours before the swap.
     pub async fn rebuild(&self) -> Result<RebuildReport> {
         let run = uuid::Uuid::now_v7().simple().to_string();
-        let lock = self.redis.key(&["lb", "rebuild-lock"]);
+        let lock = self.lock_key();
         let (l, r) = (lock.clone(), run.clone());
         let got: Option<String> = self
             .redis
@@ -359,37 +426,83 @@ impl Leaderboards {
                     .arg(r)
                     .arg("NX")
                     .arg("PX")
-                    .arg(REBUILD_LOCK_MS)
+                    .arg(self.lock_ttl.as_millis() as u64)
                     .query_async(&mut c)
                     .await
             })
             .await
             .map_err(unavailable)?;
         if got.is_none() {
-            return Err(Error::Conflict(
-                "a leaderboard rebuild is already running".into(),
-            ));
+            return Err(Error::RebuildRunning);
         }
-        let result = self.rebuild_locked(&run).await;
-        let (l, r) = (lock, run.clone());
-        let _: std::result::Result<i64, _> = self
-            .redis
-            .call_long(|mut c| async move {
-                Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
-                    .key(l)
-                    .arg(r)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await;
+        let lost = AtomicBool::new(false);
+        let result = tokio::select! {
+            r = self.rebuild_locked(&run, &lost) => r,
+            never = self.keep_lock(&lock, &run, &lost) => match never {},
+        };
         if result.is_err() {
+            // A successful swap released the lock itself.
+            let (l, r) = (lock, run.clone());
+            let _: std::result::Result<i64, _> = self
+                .redis
+                .call_long(|mut c| async move {
+                    Script::new(RELEASE)
+                        .key(l)
+                        .arg(r)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await;
             let pattern = self.redis.key(&["lbtmp", &run, "*"]);
             let _ = self.delete_matching(&pattern).await;
         }
         result
     }
 
-    async fn rebuild_locked(&self, run: &str) -> Result<RebuildReport> {
+    /// Renews the lock every third of its lifetime for as long as the rebuild runs (the rebuild
+    /// finishing drops this future). When the lock is no longer ours it sets `lost`, so the
+    /// rebuild stops early; the swap would refuse anyway.
+    async fn keep_lock(&self, lock: &str, run: &str, lost: &AtomicBool) -> Infallible {
+        let every = self.lock_ttl / 3;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (l, r) = (lock.to_owned(), run.to_owned());
+            let ttl_ms = self.lock_ttl.as_millis() as u64;
+            let renewed: std::result::Result<i64, _> = self
+                .redis
+                .call_long(|mut c| async move {
+                    Script::new(RENEW)
+                        .key(l)
+                        .arg(r)
+                        .arg(ttl_ms)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await;
+            match renewed {
+                Ok(0) => {
+                    lost.store(true, Ordering::Relaxed);
+                    return std::future::pending().await;
+                }
+                Ok(_) => {}
+                // Transient: the next tick tries again, and the swap checks the lock anyway.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew the leaderboard rebuild lock")
+                }
+            }
+        }
+    }
+
+    async fn rebuild_locked(&self, run: &str, lost: &AtomicBool) -> Result<RebuildReport> {
+        let still_ours = || {
+            if lost.load(Ordering::Relaxed) {
+                Err(Error::RebuildLockLost)
+            } else {
+                Ok(())
+            }
+        };
         let tmp = |board: Board, zone: Option<&str>| match zone {
             Some(z) => self.redis.key(&["lbtmp", run, board.name(), "zone", z]),
             None => self.redis.key(&["lbtmp", run, board.name(), "global"]),
@@ -400,6 +513,7 @@ impl Leaderboards {
         let mut rows_total = 0u64;
         let mut any_rows = false;
         for shard in self.shards.all() {
+            still_ours()?;
             let pool = shard.pool()?;
             let mut tx = pool.begin().await.map_err(|e| shard.db_error(e))?;
             sqlx::query_file!("sql/repeatable_read.sql")
@@ -428,6 +542,7 @@ impl Leaderboards {
                 any_rows = true;
                 pending += 1;
                 if pending == 500 {
+                    still_ours()?;
                     let p = std::mem::replace(&mut pipe, redis::pipe());
                     self.redis
                         .call_long(|mut c| async move { p.query_async::<()>(&mut c).await })
@@ -447,38 +562,56 @@ impl Leaderboards {
             cursors.push((self.cursor_key(shard.index), encode(Cursor::below(horizon))));
         }
 
-        // Live board keys that the rebuild does not replace (zones gone from the ledger).
+        // Live board keys that the rebuild does not replace (zones gone from the ledger). Listed
+        // under the lock, which keeps followers from adding any before the swap.
+        still_ours()?;
         let live_pattern = self.redis.key(&["lb", "*", "*"]);
         let existing = self.scan(&live_pattern).await?;
-        let mut swap = redis::pipe();
-        swap.atomic();
-        let mut replaced = HashSet::new();
+        let mut renames = Vec::new();
         for board in Board::ALL {
             if any_rows {
-                swap.rename(tmp(board, None), self.board_key(board, None))
-                    .ignore();
-                replaced.insert(self.board_key(board, None));
+                renames.push((tmp(board, None), self.board_key(board, None)));
             }
             for z in &zones {
-                swap.rename(tmp(board, Some(z)), self.board_key(board, Some(z)))
-                    .ignore();
-                replaced.insert(self.board_key(board, Some(z)));
+                renames.push((tmp(board, Some(z)), self.board_key(board, Some(z))));
             }
         }
+        let replaced: HashSet<&String> = renames.iter().map(|(_, live)| live).collect();
         let cursor_prefix = self.redis.key(&["lb", "cursor", ""]);
-        let lock = self.redis.key(&["lb", "rebuild-lock"]);
-        for k in existing {
-            if !replaced.contains(&k) && !k.starts_with(&cursor_prefix) && k != lock {
-                swap.del(k).ignore();
-            }
-        }
-        for (k, v) in &cursors {
-            swap.set(k, v).ignore();
-        }
-        self.redis
-            .call_long(|mut c| async move { swap.query_async::<()>(&mut c).await })
+        let lock = self.lock_key();
+        let stale: Vec<String> = existing
+            .into_iter()
+            .filter(|k| !replaced.contains(k) && !k.starts_with(&cursor_prefix) && *k != lock)
+            .collect();
+        let (script, run) = (Arc::clone(&self.swap), run.to_owned());
+        let swapped: i64 = self
+            .redis
+            .call_long(|mut c| async move {
+                let mut inv = script.key(lock);
+                inv.arg(run).arg(renames.len());
+                for (from, to) in renames {
+                    inv.arg(from).arg(to);
+                }
+                inv.arg(stale.len());
+                for k in stale {
+                    inv.arg(k);
+                }
+                for (k, v) in cursors {
+                    inv.arg(k).arg(v);
+                }
+                inv.invoke_async(&mut c).await
+            })
             .await
             .map_err(unavailable)?;
+        match swapped {
+            1 => {}
+            0 => return Err(Error::RebuildLockLost),
+            _ => {
+                return Err(Error::Internal(
+                    "a rebuild's temporary board vanished before the swap".into(),
+                ))
+            }
+        }
         Ok(RebuildReport {
             shards: self.shards.len(),
             rows: rows_total,

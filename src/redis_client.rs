@@ -7,7 +7,8 @@
 //! - `{prefix}:lb:{board}:global` and `{prefix}:lb:{board}:zone:{zone}`: leaderboards (sorted
 //!   sets, member = player); board is `chests` or `loot_value`.
 //! - `{prefix}:lb:cursor:{shard}`: how far along each shard's ledger the boards are.
-//! - `{prefix}:lb:rebuild-lock`, `{prefix}:lbtmp:{run}:…`: a rebuild in progress.
+//! - `{prefix}:lb:rebuild-lock`, `{prefix}:lbtmp:{run}:…`: a rebuild in progress (value: its
+//!   run id; renewed while it runs; while it exists, no follower applies to the boards).
 //!
 //! Scripts touch keys they compute, so Trove needs a standalone Redis (or one primary), not
 //! Redis Cluster.

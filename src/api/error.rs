@@ -46,9 +46,11 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::LootTableNotFound(_)
         | Error::ChestNotFound { .. }
         | Error::PlayerNotRanked(_) => StatusCode::NOT_FOUND,
-        Error::ZoneExhausted(_) | Error::ChestAlreadyOpened { .. } | Error::Conflict(_) => {
-            StatusCode::CONFLICT
-        }
+        Error::ZoneExhausted(_)
+        | Error::ChestAlreadyOpened { .. }
+        | Error::Conflict(_)
+        | Error::RebuildRunning
+        | Error::RebuildLockLost => StatusCode::CONFLICT,
         Error::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::ShardUnavailable { .. } | Error::Unavailable { .. } => {
             StatusCode::SERVICE_UNAVAILABLE

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use trove::config::Config;
-use trove::leaderboards::RarityScores;
+use trove::error::Error;
+use trove::leaderboards::{Leaderboards, RarityScores};
+use trove::redis_client::Redis;
+use trove::shards::ShardSet;
 
 use crate::helpers::{spawn_app, spawn_app_with, zone_on, RedisServer, TestApp, SECRET};
 
@@ -426,4 +429,226 @@ async fn anon(app: &TestApp, forwarded: &str) -> StatusCode {
     )
     .await
     .status
+}
+
+/// A rebuild that runs only the library call, on its own Redis pool (another instance).
+fn rebuilder(config: &Config) -> Leaderboards {
+    let redis = Redis::from_config(config)
+        .expect("redis config")
+        .expect("redis url");
+    Leaderboards::new(
+        redis,
+        ShardSet::new(config).expect("shards"),
+        RarityScores::default(),
+        Duration::from_secs(3600),
+    )
+}
+
+/// Runs a rebuild, waiting out one that is already running (the instances' own, at start).
+async fn rebuild_now(boards: &Leaderboards) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match boards.rebuild().await {
+            Ok(_) => return,
+            Err(Error::RebuildRunning) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("rebuild failed: {e}"),
+        }
+    }
+}
+
+/// A board a follower created after the rebuild listed the live keys used to survive the swap
+/// while the positions went back to the horizon, so its claims counted twice (this test caught
+/// it on every run before followers held off during a rebuild).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_while_a_follower_applies_claims_in_brand_new_zones_leaves_boards_equal_to_the_ledger(
+) {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let mut c = config(&base.shard_urls, &redis);
+    c.leaderboard_poll_ms = 10;
+    c.rate_claims = "10000/10000".parse().expect("spec");
+    let app = Arc::new(spawn_app_with(c.clone()).await);
+    let rebuild = rebuilder(&c);
+    app.starter().await;
+    // Another deployment shares this Redis (the prefix allows it). A rebuild's SCAN walks the
+    // whole keyspace, so its keys stretch the listing of live boards to hundreds of ms.
+    let fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'other:rl:' .. i, 'x') end";
+    assert_eq!(redis.cmd(&["EVAL", fill, "0", "30000"]).await, "$-1");
+    let old = zone_on(0, "old");
+    app.spawn_zone(&old, 50, "starter").await;
+    app.claim(&old, &app.token("veteran"), None).await;
+    let mut scopes = vec!["global".to_owned(), old.clone()];
+    boards_match_ledger(&app, &scopes).await;
+
+    // Each round: while another process rebuilds, players claim in zone after zone that has no
+    // ledger row below the rebuild's horizons, and this instance's follower applies them.
+    let lock = format!("t{}:lb:rebuild-lock", redis.port);
+    for round in 0..3usize {
+        let running = {
+            let rebuild = rebuild.clone();
+            tokio::spawn(async move { rebuild_now(&rebuild).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.cmd(&["EXISTS", &lock]).await != ":1" {
+            assert!(Instant::now() < deadline, "the rebuild never took its lock");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut fresh = 0;
+        while !running.is_finished() {
+            let zone = zone_on(fresh % 2, &format!("fresh{round}-{fresh}"));
+            app.spawn_zone(&zone, 10, "starter").await;
+            for p in ["ann", "bob"] {
+                let r = app.claim(&zone, &app.token(p), None).await;
+                assert_eq!(r.status, StatusCode::CREATED);
+            }
+            scopes.push(zone);
+            fresh += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.await.expect("rebuild");
+        assert!(fresh > 1, "claims must land while the rebuild runs");
+        boards_match_ledger(&app, &scopes).await;
+    }
+    assert_eq!(
+        redis.cmd(&["EXISTS", &lock]).await,
+        ":0",
+        "each rebuild releases its lock"
+    );
+}
+
+/// Waits for a rebuild to hold the lock; returns the lock's value (its run) as Redis sent it.
+async fn lock_owner(redis: &RedisServer, lock: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let owner = redis.cmd(&["GET", lock]).await;
+        if owner != "$-1" {
+            return owner;
+        }
+        assert!(Instant::now() < deadline, "the rebuild never took its lock");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Holds any rebuild at its first shard: the rebuild's ledger query waits for this lock.
+async fn hold_shard0(app: &TestApp) -> sqlx::PgConnection {
+    let mut db = app.shard_db(0).await;
+    sqlx::query("BEGIN").execute(&mut db).await.expect("begin");
+    sqlx::query("LOCK TABLE zones IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut db)
+        .await
+        .expect("lock zones");
+    db
+}
+
+/// The lock used to live ten minutes, unrenewed, so a longer rebuild could overlap another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_rebuild_keeps_its_lock_refuses_a_second_and_swaps_only_while_the_lock_is_its_own() {
+    let base = spawn_app().await;
+    let redis = RedisServer::start().await;
+    let c = config(&base.shard_urls, &redis);
+    let app = spawn_app_with(c.clone()).await;
+    app.starter().await;
+    let (east, west) = (zone_on(0, "east"), zone_on(1, "west"));
+    for z in [&east, &west] {
+        app.spawn_zone(z, 100, "starter").await;
+        app.claim(z, &app.token("ann"), None).await;
+    }
+    let scopes = vec!["global".to_owned(), east.clone(), west.clone()];
+    boards_match_ledger(&app, &scopes).await;
+    let lock = format!("t{}:lb:rebuild-lock", redis.port);
+    let mut patient = c.clone();
+    patient.db_statement_timeout_ms = 30_000; // the held ledger query may wait
+    let ttl = Duration::from_millis(600);
+
+    // A rebuild held well past its lock's lifetime keeps the lock (renewed, not expired).
+    let mut hold = hold_shard0(&app).await;
+    let running = {
+        let rebuild = rebuilder(&patient).with_rebuild_lock_ttl(ttl);
+        tokio::spawn(async move { rebuild.rebuild().await })
+    };
+    let owner = lock_owner(&redis, &lock).await;
+    let before = served_boards(&app, &scopes).await;
+    let bob = app.claim(&west, &app.token("bob"), None).await;
+    assert_eq!(bob.status, StatusCode::CREATED);
+    let held = Instant::now();
+    while held.elapsed() < ttl * 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(redis.cmd(&["GET", &lock]).await, owner, "the lock lapsed");
+    }
+    assert_eq!(
+        served_boards(&app, &scopes).await,
+        before,
+        "followers apply nothing while a rebuild holds the lock"
+    );
+    // A second rebuild, in this process or from the command line, refuses and says why.
+    assert!(matches!(
+        rebuilder(&c).rebuild().await,
+        Err(Error::RebuildRunning)
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(["leaderboards", "rebuild"])
+        .env("TROVE_SHARDS", base.shard_urls.join(","))
+        .env("TROVE_JWT_SECRET", SECRET)
+        .env("TROVE_REDIS_URL", redis.url())
+        .env("TROVE_REDIS_PREFIX", format!("t{}", redis.port))
+        .output()
+        .expect("run rebuild");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("a leaderboard rebuild is already running"),
+        "{stderr}"
+    );
+    assert_eq!(
+        redis.cmd(&["GET", &lock]).await,
+        owner,
+        "refusing takes nothing"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut hold)
+        .await
+        .expect("release");
+    let report = running.await.expect("task").expect("the held rebuild");
+    assert_eq!(report.shards, 2);
+    assert_eq!(redis.cmd(&["EXISTS", &lock]).await, ":0", "released");
+    boards_match_ledger(&app, &scopes).await; // bob's claim included
+
+    // A rebuild whose lock stopped being its own before the swap (it lapsed and another
+    // rebuild took it: done here by hand) swaps nothing and leaves the other's lock alone.
+    // The default lifetime means no renewal notices first: the swap itself refuses.
+    let mut hold = hold_shard0(&app).await;
+    let running = {
+        let rebuild = rebuilder(&patient);
+        tokio::spawn(async move { rebuild.rebuild().await })
+    };
+    lock_owner(&redis, &lock).await;
+    assert_eq!(redis.cmd(&["SET", &lock, "intruder"]).await, "+OK");
+    let cid = app.claim(&west, &app.token("cid"), None).await;
+    assert_eq!(cid.status, StatusCode::CREATED);
+    let before = served_boards(&app, &scopes).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut hold)
+        .await
+        .expect("release");
+    assert!(matches!(
+        running.await.expect("task"),
+        Err(Error::RebuildLockLost)
+    ));
+    assert_eq!(redis.cmd(&["GET", &lock]).await, "$8\r\nintruder");
+    let tmp = format!("t{}:lbtmp:*", redis.port);
+    assert_eq!(
+        redis.cmd(&["KEYS", &tmp]).await,
+        "*0",
+        "temporary keys removed"
+    );
+    assert_eq!(
+        served_boards(&app, &scopes).await,
+        before,
+        "nothing swapped"
+    );
+    // Once the other rebuild is gone, the followers carry on from the untouched positions.
+    assert_eq!(redis.cmd(&["DEL", &lock]).await, ":1");
+    boards_match_ledger(&app, &scopes).await; // cid's claim included
 }
