@@ -520,6 +520,10 @@ impl Leaderboards {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| shard.db_error(e))?;
+            sqlx::query_file!("sql/rebuild_statement_timeout.sql")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| shard.db_error(e))?;
             let horizon = sqlx::query_file_scalar!("sql/snapshot_horizon.sql")
                 .fetch_one(&mut *tx)
                 .await
