@@ -408,11 +408,16 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
-        let port = trove::local::free_port(
-            31000
-                + (std::process::id() % 1000) as u16 * 7
-                + NEXT_DB.fetch_add(1, Ordering::SeqCst) as u16,
-        );
+        // Each server gets a port above every earlier one of this process (below the kernel's
+        // ephemeral range), so a stopped server's port never goes to another test's server:
+        // its app would otherwise find "Redis" again on the old port.
+        static LAST: Mutex<u16> = Mutex::new(0);
+        let port = {
+            let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+            let from = (*last + 1).max(30000 + (std::process::id() % 100) as u16 * 20);
+            *last = trove::local::free_port(from);
+            *last
+        };
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",

@@ -13,7 +13,7 @@ use trove::leaderboards::{Leaderboards, RarityScores};
 use trove::redis_client::Redis;
 use trove::shards::ShardSet;
 
-use crate::helpers::{spawn_app, spawn_app_with, zone_on, RedisServer, TestApp, SECRET};
+use crate::helpers::{metric, spawn_app, spawn_app_with, zone_on, RedisServer, TestApp, SECRET};
 
 fn config(shards: &[String], redis: &RedisServer) -> Config {
     let mut c = Config::for_shards(shards.to_vec(), SECRET);
@@ -66,6 +66,19 @@ async fn over_the_limit_is_429_with_retry_after_and_instances_share_one_bucket()
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(b.claim(&zone, &t, None).await.status, StatusCode::CREATED);
+    // The refusal is counted on the instance that refused, as a claim outcome by shard.
+    let text = b.metrics_text().await;
+    let shard = trove::shards::shard_index(&zone, 2).to_string();
+    assert_eq!(
+        metric(
+            &text,
+            "trove_claims_total",
+            &[("outcome", "rate_limited"), ("shard", &shard)]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "trove_rate_limited_total", &[]), Some(1.0));
     // Admins (trusted back ends) are not limited.
     for _ in 0..10 {
         assert_eq!(
@@ -131,6 +144,12 @@ async fn without_redis_claims_keep_working_and_boards_answer_503() {
         )
         .await;
     assert_eq!(mine.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Counted for operators: Redis failures, and requests let through without a limit.
+    let text = app.metrics_text().await;
+    let errors = metric(&text, "trove_redis_errors_total", &[]);
+    let open = metric(&text, "trove_rate_limit_fail_open_total", &[]);
+    assert!(errors >= Some(1.0), "{text}");
+    assert!(open >= Some(1.0), "{text}");
 
     // Fail closed: claims are refused while the limiter cannot be asked.
     let mut closed = config(&base.shard_urls, &redis);
@@ -140,6 +159,12 @@ async fn without_redis_claims_keep_working_and_boards_answer_503() {
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "rate_limiter_unavailable")
+    );
+    let text = strict.metrics_text().await;
+    assert_eq!(
+        metric(&text, "trove_rate_limit_fail_closed_total", &[]),
+        Some(1.0),
+        "{text}"
     );
 
     // No Redis configured at all: boards are 503 too, claims fine.
