@@ -20,12 +20,11 @@ WITH req AS MATERIALIZED (
          WITH ORDINALITY AS r(zone_id, epoch, player, key, start, loot, claim_id, chest, idx)
 ),
 -- A keyed claim holds a transaction-scoped advisory lock on (zone, player, key) until it
--- commits, so a retry racing its own first attempt waits for that attempt to finish before
--- this statement ends. Its snapshot was taken before the wait, so a retry that found nothing
--- to open (exhausted, already_opened, not_found) looks the key up again afterwards
--- (sql/claim_by_key.sql) and answers with the first attempt's claim instead of a 409.
+-- commits, so a retry racing its own first attempt waits here for that attempt to finish, and
+-- then `prior` (a fresh snapshot) finds its claim: the retry replays it and locks no chest.
 -- A batch takes all its key locks (in hash order) before it locks or inserts anything else
--- (`zone` waits for them), and it never waits for a chest or a counter slot (SKIP LOCKED).
+-- (`zone` and `prior` wait for them), and it never waits for a chest or a counter slot
+-- (SKIP LOCKED), so batches do not deadlock.
 key_lock AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(k.h) AS held
     FROM (
@@ -63,14 +62,22 @@ zone AS (
     WHERE (SELECT count(*) FROM counter_lock) >= 0
 ),
 prior AS (
+    -- Read with a fresh snapshot once the key locks are held (migrations/0003), so a retry
+    -- that waited for its first attempt sees it and replays it.
     SELECT r.idx, c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id
     FROM req r
-    CROSS JOIN LATERAL (
-        SELECT c.* FROM claims c
-        WHERE c.idempotency_key IS NOT NULL
-          AND c.zone_id = r.zone_id AND c.player = r.player AND c.idempotency_key = r.key
-        LIMIT 1
-    ) AS c
+    CROSS JOIN LATERAL trove_prior_claim(r.zone_id, r.player, r.key) AS c
+    WHERE r.key IS NOT NULL AND (SELECT count(*) FROM counter_lock) >= 0
+),
+twin AS (
+    -- The same key twice in one batch: only the first picks a chest; the others are
+    -- `collided`, go again, and replay what the first one opened.
+    SELECT r.idx
+    FROM req r
+    WHERE r.key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM req f
+        WHERE f.key = r.key AND f.zone_id = r.zone_id AND f.player = r.player AND f.idx < r.idx
+    )
 ),
 pick AS (
     SELECT r.idx, r.zone_id, p.chest_id, p.loot_table_id
@@ -101,6 +108,7 @@ pick AS (
         LIMIT 1
     ) AS p
     WHERE NOT EXISTS (SELECT 1 FROM prior pr WHERE pr.idx = r.idx)
+      AND NOT EXISTS (SELECT 1 FROM twin t WHERE t.idx = r.idx)
 ),
 taken AS (
     -- A row lock does not stop its own transaction, so two claims of one batch can pick the
@@ -155,6 +163,7 @@ SELECT
         WHEN EXISTS (SELECT 1 FROM prior pr WHERE pr.idx = r.idx) THEN 'replayed'
         WHEN a.idx IS NOT NULL THEN 'opened'
         WHEN NOT EXISTS (SELECT 1 FROM zone z WHERE z.idx = r.idx) THEN 'stale'
+        WHEN EXISTS (SELECT 1 FROM twin t WHERE t.idx = r.idx) THEN 'collided'
         WHEN EXISTS (SELECT 1 FROM taken t WHERE t.idx = r.idx) THEN 'retry'
         WHEN EXISTS (SELECT 1 FROM pick p WHERE p.idx = r.idx) THEN 'collided'
         WHEN r.chest IS NULL THEN 'exhausted'

@@ -58,7 +58,8 @@ pub fn validate_idempotency_key(key: &str) -> Result<()> {
 
 /// Attempts per claim when the cached zone view is stale (a reveal or a new loot table).
 const ATTEMPTS: usize = 3;
-/// A bound that is never reached in practice: each batch opens one of any colliding claims.
+/// A bound that is never reached in practice: each statement settles the first of any
+/// colliding claims (and a key's twin replays once its first claim committed).
 const MAX_COLLISIONS: usize = 1000;
 
 impl Engine {
@@ -116,11 +117,16 @@ impl Engine {
                 chest,
             };
             let mut row = self.claim_queues.submit(shard, request()).await?;
-            // Another claim of the same batch took the chest this draw picked: the same draw
-            // goes again in a later statement, where that chest is gone. Every round opens at
-            // least one of the colliding claims, so this ends.
-            while row.status == "collided" && collisions < MAX_COLLISIONS {
+            // Another claim of the same batch took the chest this draw picked, or has the same
+            // key: the same draw goes again in a later statement, where that chest is gone or
+            // that claim is committed.
+            while row.status == "collided" {
                 collisions += 1;
+                if collisions > MAX_COLLISIONS {
+                    return Err(Error::Internal(format!(
+                        "claim in zone {zone:?} collided {MAX_COLLISIONS} times in a row"
+                    )));
+                }
                 row = self.claim_queues.submit(shard, request()).await?;
             }
             let recorded = || -> Result<Claim> {

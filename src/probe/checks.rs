@@ -221,6 +221,17 @@ pub fn check(o: &Observation) -> Vec<Violation> {
                 format!("{}: retries answered with different claims", p.player),
             );
         }
+        // Both racing requests were sent before either answered: one of them opened the
+        // chest, so two replays mean the key had opened something before this round.
+        if p.plan == Plan::Racing && !claims.is_empty() && opened == 0 {
+            flag(
+                Kind::ReplayMismatch,
+                format!(
+                    "{}: replays of a claim no request of this round made",
+                    p.player
+                ),
+            );
+        }
         let refused = p
             .answers
             .iter()
@@ -481,6 +492,12 @@ mod tests {
         let mut o = clean();
         o.players[0].answers[1] = exhausted();
         assert!(kinds(&o).contains(&Kind::ReplayMismatch));
+
+        // Racing twins both told "replayed": nobody in this round opened that chest.
+        let mut o = clean();
+        let a = claim("a", 1, "id-a");
+        o.players[0].answers = vec![replayed(a.clone()), replayed(a)];
+        assert_eq!(kinds(&o), [Kind::ReplayMismatch].into());
     }
 
     #[test]

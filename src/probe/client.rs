@@ -265,25 +265,35 @@ impl Client {
         let zone = zone.to_owned();
         let task = tokio::spawn(async move {
             let mut events = Vec::new();
+            // The protocol may skip events with notice (lagged, resync) or end the stream (a
+            // server shutting down): then this round cannot judge the events.
+            let mut whole = true;
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     msg = ws.next() => {
-                        let Some(Ok(msg)) = msg else { break };
+                        let Some(Ok(msg)) = msg else {
+                            whole = false;
+                            break;
+                        };
                         let Message::Text(t) = msg else { continue };
                         let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
-                        if v["type"] == "chest_opened" && v["zone"] == zone.as_str() {
-                            events.push((
-                                v["chest_id"].as_i64().unwrap_or_default(),
-                                v["claim_id"].as_str().unwrap_or_default().to_owned(),
-                            ));
-                            let _ = count_tx.send(events.len());
+                        match v["type"].as_str() {
+                            Some("chest_opened") if v["zone"] == zone.as_str() => {
+                                events.push((
+                                    v["chest_id"].as_i64().unwrap_or_default(),
+                                    v["claim_id"].as_str().unwrap_or_default().to_owned(),
+                                ));
+                                let _ = count_tx.send(events.len());
+                            }
+                            Some("lagged" | "resync" | "error") => whole = false,
+                            _ => {}
                         }
                     }
                 }
             }
             let _ = ws.close(None).await;
-            events
+            whole.then_some(events)
         });
         Ok(Watcher { stop, count, task })
     }
@@ -294,23 +304,23 @@ pub struct Watcher {
     stop: oneshot::Sender<()>,
     /// How many have arrived so far.
     count: watch::Receiver<usize>,
-    task: JoinHandle<Vec<(i64, String)>>,
+    task: JoinHandle<Option<Vec<(i64, String)>>>,
 }
 
 impl Watcher {
     /// Waits until `expected` events came, then `grace` longer so a duplicate would show,
-    /// or until `deadline`; returns what arrived.
+    /// or until `deadline`; returns what arrived, or None when the stream had a gap.
     pub async fn finish(
         mut self,
         expected: usize,
         deadline: Duration,
         grace: Duration,
-    ) -> Vec<(i64, String)> {
+    ) -> Option<Vec<(i64, String)>> {
         let enough = self.count.wait_for(|n| *n >= expected);
         if tokio::time::timeout(deadline, enough).await.is_ok() {
             tokio::time::sleep(grace).await;
         }
         let _ = self.stop.send(());
-        self.task.await.unwrap_or_default()
+        self.task.await.ok().flatten()
     }
 }

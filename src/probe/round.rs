@@ -22,11 +22,15 @@ pub struct RoundReport {
     pub requests: usize,
     pub elapsed: Duration,
     pub violations: Vec<Violation>,
+    /// Shards whose part of the round could not run to a verdict (beside ones that found
+    /// violations: those are never thrown away).
+    pub incomplete: Vec<String>,
 }
 
 impl RoundReport {
+    /// Every shard checked, nothing found.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty()
+        self.violations.is_empty() && self.incomplete.is_empty()
     }
 }
 
@@ -43,11 +47,23 @@ pub async fn run(
     client.put_probe_table().await?;
     let parts = (0..shards).map(|shard| shard_round(client, opts, tag, round, shard, shards));
     let mut violations = Vec::new();
+    let mut incomplete = Vec::new();
     let mut requests = 0;
-    for part in futures_util::future::join_all(parts).await {
-        let (observation, sent) = part?;
-        requests += sent;
-        violations.extend(checks::check(&observation));
+    for (shard, part) in futures_util::future::join_all(parts)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match part {
+            Ok((observation, sent)) => {
+                requests += sent;
+                violations.extend(checks::check(&observation));
+            }
+            Err(e) => incomplete.push(format!("shard {shard}: {e}")),
+        }
+    }
+    if violations.is_empty() && !incomplete.is_empty() {
+        return Err(ProbeError::Incomplete(incomplete.join("; ")));
     }
     Ok(RoundReport {
         round,
@@ -56,6 +72,7 @@ pub async fn run(
         requests,
         elapsed: started.elapsed(),
         violations,
+        incomplete,
     })
 }
 
@@ -153,14 +170,23 @@ async fn shard_round(
         .collect();
 
     let events = match watcher {
-        Some(w) => Some(
-            w.finish(
-                opts.chests,
-                Duration::from_secs(10),
-                Duration::from_millis(300),
-            )
-            .await,
-        ),
+        Some(w) => {
+            let events = w
+                .finish(
+                    opts.chests,
+                    Duration::from_secs(10),
+                    Duration::from_millis(300),
+                )
+                .await;
+            if events.is_none() {
+                tracing::warn!(
+                    shard,
+                    zone = %zone,
+                    "probe: the WebSocket reported a gap (lagged, resync or closed); events not checked this round"
+                );
+            }
+            events
+        }
         None => None,
     };
     let winners: Vec<String> = players

@@ -539,3 +539,94 @@ async fn chest_listings_page_by_id_and_filter_by_state() {
     assert_eq!(last["chests"][0]["state"], "unopened");
     assert!(last["chests"][0]["opened_by"].is_null());
 }
+
+/// Runs the claim statement itself on shard 0 for claims of one player in `zone`, each with
+/// an idempotency key; the i-th claim's draw starts at chest i + 1. Returns (status, claim id).
+async fn claim_statement(
+    db: &mut sqlx::PgConnection,
+    zone: &str,
+    player: &str,
+    keys: &[&str],
+) -> Vec<(String, Option<uuid::Uuid>)> {
+    let (zone_id, table): (i32, i32) = sqlx::query_as(
+        "SELECT z.id, max(c.loot_table_id) FROM zones z JOIN chests c ON c.zone_id = z.id
+         WHERE z.name = $1 GROUP BY z.id",
+    )
+    .bind(zone)
+    .fetch_one(&mut *db)
+    .await
+    .expect("zone");
+    let n = keys.len();
+    let loot = json!({ table.to_string(): [] });
+    use sqlx::Row;
+    sqlx::query(include_str!("../../sql/claim.sql"))
+        .bind(vec![zone_id; n])
+        .bind(vec![1i32; n])
+        .bind(vec![player.to_owned(); n])
+        .bind(keys.iter().map(|k| Some(k.to_string())).collect::<Vec<_>>())
+        .bind((0..n as i64).collect::<Vec<_>>())
+        .bind(vec![loot; n])
+        .bind((0..n).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(vec![None::<i64>; n])
+        .fetch_all(&mut *db)
+        .await
+        .expect("claim statement")
+        .iter()
+        .map(|row| (row.get("status!"), row.get("claim_id?")))
+        .collect()
+}
+
+/// The same key twice in one batch: the first opens a chest, the twin locks none (it is told
+/// `collided`, goes again, and replays the first).
+#[tokio::test]
+async fn twins_in_one_batch_open_one_chest_and_lock_no_other() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let zone = zone_on(0, "twins");
+    app.spawn_zone(&zone, 3, "starter").await;
+    let mut db = app.shard_db(0).await;
+    let first = claim_statement(&mut db, &zone, "twin", &["k", "k"]).await;
+    assert_eq!(first[0].0, "opened");
+    assert_eq!(first[1], ("collided".to_owned(), None));
+    let again = claim_statement(&mut db, &zone, "twin", &["k"]).await;
+    assert_eq!(again[0], ("replayed".to_owned(), first[0].1));
+    assert_eq!(app.ledger_count(&zone).await, 1);
+}
+
+/// A retry that waited on its key's lock for the first attempt to commit reads the key with a
+/// fresh snapshot: it replays that attempt instead of locking a chest it will not open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_waited_for_its_first_attempt_replays_it_at_once() {
+    let app = spawn_app().await;
+    app.starter().await;
+    let zone = zone_on(0, "waited");
+    app.spawn_zone(&zone, 3, "starter").await;
+    // The "first attempt": holds the key's lock and writes its claim, not yet committed.
+    let mut first = app.shard_db(0).await;
+    let mut tx = sqlx::Connection::begin(&mut first).await.expect("begin");
+    let first_id = uuid::Uuid::now_v7();
+    sqlx::raw_sql(&format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended(z.id::text || '/p/k', 0)) FROM zones z WHERE z.name = '{zone}';
+         INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
+             SELECT c.zone_id, c.chest_id, '{first_id}', 'p', 1, c.loot_table_id, '[]', 'k'
+             FROM chests c JOIN zones z ON z.id = c.zone_id WHERE z.name = '{zone}' AND c.chest_id = 1;
+         DELETE FROM chests c USING zones z WHERE z.id = c.zone_id AND z.name = '{zone}' AND c.chest_id = 1;"
+    ))
+    .execute(&mut *tx)
+    .await
+    .expect("first attempt");
+    let retry = {
+        let mut db = app.shard_db(0).await;
+        let zone = zone.clone();
+        tokio::spawn(async move { claim_statement(&mut db, &zone, "p", &["k"]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !retry.is_finished(),
+        "the retry must wait for the key's lock"
+    );
+    tx.commit().await.expect("commit the first attempt");
+    let retry = retry.await.expect("retry");
+    assert_eq!(retry[0], ("replayed".to_owned(), Some(first_id)));
+    assert_eq!(app.ledger_count(&zone).await, 1);
+}

@@ -137,12 +137,14 @@ async fn metrics_move_with_claims_requests_and_websockets() {
     }
 
     ws.close(None).await.expect("close");
+    // The close is counted, then the connection's task ends and leaves the gauge.
     let text = eventually(&app, |text| {
         metric(
             text,
             "trove_ws_clients_closed_total",
             &[("reason", "client")],
         ) == Some(1.0)
+            && metric(text, "trove_ws_connections", &[]) == Some(0.0)
     })
     .await;
     assert_eq!(metric(&text, "trove_ws_connections", &[]), Some(0.0));
