@@ -169,31 +169,29 @@ impl Engine {
                     })
                 }
                 "replayed" => return self.replay(recorded()?, chest),
-                "exhausted" | "already_opened" | "not_found" | "retry" => {
-                    // With a key, the first attempt may have committed while this statement
-                    // waited on the key's lock (or won a racing insert): then its claim is
-                    // the answer. Without one, or when the key opened nothing, the refusal
-                    // stands ("retry" alone means our cached zone view is stale).
+                // A keyed retry that waited for its first attempt already replayed it above
+                // (the statement reads the key with a fresh snapshot), so a refusal stands.
+                "exhausted" => return Err(Error::ZoneExhausted(zone.to_owned())),
+                "already_opened" => {
+                    return Err(Error::ChestAlreadyOpened {
+                        zone: zone.to_owned(),
+                        chest_id: chest.unwrap_or_default(),
+                    })
+                }
+                "not_found" => {
+                    return Err(Error::ChestNotFound {
+                        zone: zone.to_owned(),
+                        chest_id: chest.unwrap_or_default(),
+                    })
+                }
+                "retry" => {
+                    // The key's insert conflicted with a claim written under it (answer with
+                    // that claim), or our cached view lacks the chest's loot table (reload and
+                    // draw again).
                     if let Some(key) = idempotency_key {
                         if let Some(prior) = self.claim_by_key(info.id, zone, player, key).await? {
                             return self.replay(prior, chest);
                         }
-                    }
-                    let refusal = match row.status.as_str() {
-                        "exhausted" => Some(Error::ZoneExhausted(zone.to_owned())),
-                        "already_opened" => Some(Error::ChestAlreadyOpened {
-                            zone: zone.to_owned(),
-                            chest_id: chest.unwrap_or_default(),
-                        }),
-                        "not_found" => Some(Error::ChestNotFound {
-                            zone: zone.to_owned(),
-                            chest_id: chest.unwrap_or_default(),
-                        }),
-                        // "retry": our view of the zone is stale; reload and draw again.
-                        _ => None,
-                    };
-                    if let Some(refusal) = refusal {
-                        return Err(refusal);
                     }
                 }
                 "stale" => {}
