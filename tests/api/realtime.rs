@@ -358,6 +358,23 @@ async fn bad_messages_get_errors_and_oversized_ones_close_with_1009() {
     assert_eq!(closed["code"], u16::from(CloseCode::Size));
 }
 
+/// A WebSocket client whose socket's receive buffer is tiny, so that not reading soon stops
+/// the server's writes to it.
+async fn small_window_client(app: &TestApp, player: &str) -> Ws {
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("rcvbuf");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let url = format!("ws://{addr}/v1/ws?token={}", app.token(player));
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgrade");
+    ws
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_does_not_delay_others_and_is_dropped() {
     let pg_app = spawn_app().await;
@@ -374,17 +391,7 @@ async fn a_client_that_never_reads_does_not_delay_others_and_is_dropped() {
     app.spawn_zone(&zone, 3000, "starter").await;
 
     // The sleeper's socket takes almost nothing before the kernel stops it.
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(2048).expect("rcvbuf");
-    let stream = socket
-        .connect(addr.parse().expect("addr"))
-        .await
-        .expect("connect");
-    let url = format!("ws://{addr}/v1/ws?token={}", app.token("sleeper"));
-    let (mut sleeper, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-        .await
-        .expect("upgrade");
+    let mut sleeper = small_window_client(&app, "sleeper").await;
     subscribe(&mut sleeper, &[&zone]).await;
     let mut healthy = connect(&app, "healthy").await;
     subscribe(&mut healthy, &[&zone]).await;
@@ -439,17 +446,7 @@ async fn a_slow_reader_gets_one_lagged_message_with_a_snapshot_then_live_events(
     let zone = zone_on(1, "trickle");
     app.spawn_zone(&zone, 500, "starter").await;
     // A tiny receive buffer: once the client stops reading, the server's writes block soon.
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(2048).expect("rcvbuf");
-    let stream = socket
-        .connect(addr.parse().expect("addr"))
-        .await
-        .expect("connect");
-    let url = format!("ws://{addr}/v1/ws?token={}", app.token("slow"));
-    let (mut slow, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-        .await
-        .expect("upgrade");
+    let mut slow = small_window_client(&app, "slow").await;
     subscribe(&mut slow, &[&zone]).await;
 
     // A burst far larger than the queue lands while the client is not reading.
@@ -644,17 +641,7 @@ async fn a_lagged_client_that_resumes_gets_every_event_exactly_once() {
     app.starter().await;
     let zone = zone_on(0, "relapse");
     app.spawn_zone(&zone, 500, "starter").await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(2048).expect("rcvbuf");
-    let stream = socket
-        .connect(addr.parse().expect("addr"))
-        .await
-        .expect("connect");
-    let url = format!("ws://{addr}/v1/ws?token={}", app.token("relapse"));
-    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-        .await
-        .expect("upgrade");
+    let mut ws = small_window_client(&app, "relapse").await;
     let mut last = position(&subscribe(&mut ws, &[&zone]).await);
 
     let mut tasks = Vec::new();
