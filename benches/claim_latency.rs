@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ms, HEADER, SECRET};
-use trove::api::Application;
+use trove::app::Application;
 use trove::auth::JwtKeys;
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
@@ -43,9 +43,9 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         .await
         .expect("database");
     let config = Config::for_shards(vec![cluster.url("trove")], SECRET);
-    let shards = ShardSet::new(&config).expect("shards");
+    let shards = ShardSet::new(&config.shards()).expect("shards");
     shards.migrate().await.expect("migrate");
-    let engine = Engine::new(shards);
+    let engine = Engine::new(shards, config.batching());
     engine
         .put_loot_table("starter", &starter_table())
         .await

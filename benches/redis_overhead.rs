@@ -8,7 +8,7 @@
 mod common;
 
 use common::{ms, HEADER, SECRET};
-use trove::api::Application;
+use trove::app::Application;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
@@ -50,9 +50,9 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
     let mut with_redis = plain.clone();
     with_redis.redis_url = Some(redis.url());
     with_redis.rate_claims = "100000/100000".parse().expect("spec");
-    let shards = ShardSet::new(&plain).expect("shards");
+    let shards = ShardSet::new(&plain.shards()).expect("shards");
     shards.migrate().await.expect("migrate");
-    let engine = Engine::new(shards);
+    let engine = Engine::new(shards, plain.batching());
     engine
         .put_loot_table("starter", &starter_table())
         .await
@@ -65,15 +65,10 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
             .expect("spawn");
     }
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let without = serve(
-        &plain,
-        Engine::new(ShardSet::new(&plain).expect("s")),
-        keys.clone(),
-    )
-    .await;
+    let without = serve(&plain, trove::app::engine(&plain).expect("s"), keys.clone()).await;
     let with = serve(
         &with_redis,
-        Engine::new(ShardSet::new(&with_redis).expect("s")),
+        trove::app::engine(&with_redis).expect("s"),
         keys.clone(),
     )
     .await;

@@ -1,5 +1,6 @@
--- One shard's part of a player's history, newest first, after a keyset cursor.
-SELECT c.claim_id, z.name AS zone, c.chest_id, c.seed_epoch, c.loot, c.opened_at,
+-- One shard's part of a player's history, newest first, after a keyset cursor. Its columns
+-- are a `Claim`'s fields.
+SELECT c.claim_id, z.name AS zone, c.chest_id, c.player, c.loot, c.opened_at, c.seed_epoch,
        lt.name AS loot_table, lt.version AS loot_table_version
 FROM claims c
 JOIN zones z ON z.id = c.zone_id

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::{Error, Result};
+use crate::names::{valid_player_id, validate_player_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,13 +59,6 @@ impl Caller {
     }
 }
 
-/// Player ids: 1-64 of `[A-Za-z0-9_-]`.
-pub fn valid_player_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Signs and checks tokens with one shared secret.
 #[derive(Clone)]
 pub struct JwtKeys {
@@ -95,12 +89,7 @@ impl JwtKeys {
 
     /// A signed token for `player` valid for `ttl_secs`.
     pub fn issue(&self, player: &str, role: Role, ttl_secs: i64) -> Result<String> {
-        if !valid_player_id(player) {
-            return Err(Error::invalid(
-                "invalid_player",
-                "player ids are 1-64 of [A-Za-z0-9_-]",
-            ));
-        }
+        validate_player_id(player)?;
         let now = chrono::Utc::now().timestamp();
         let claims = TokenClaims {
             sub: player.to_owned(),

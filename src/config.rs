@@ -1,9 +1,18 @@
 //! Configuration: every setting is a `TROVE_*` environment variable with a matching flag,
 //! shared by all subcommands so `trove migrate` reads exactly what `trove serve` reads.
+//!
+//! Only `main`, `app` (the composition root), benchmarks and tests read the whole `Config`;
+//! every module gets its own small settings struct from one of the methods below. Each default
+//! is written once, in its `#[arg]` attribute ([`Config::defaults`] reads them from there).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::{Args, FromArgMatches};
+
+use crate::leaderboards::RarityScores;
+use crate::ratelimit::RateSpec;
 
 /// Settings common to every subcommand. Defaults are documented in the README.
 #[derive(Debug, Clone, clap::Args)]
@@ -213,7 +222,7 @@ pub struct Config {
         default_value = "10/20",
         global = true
     )]
-    pub rate_claims: crate::ratelimit::RateSpec,
+    pub rate_claims: RateSpec,
 
     /// Per-player limit on other API requests.
     #[arg(
@@ -222,11 +231,11 @@ pub struct Config {
         default_value = "50/100",
         global = true
     )]
-    pub rate_reads: crate::ratelimit::RateSpec,
+    pub rate_reads: RateSpec,
 
     /// Per-player limit on WebSocket connects.
     #[arg(long, env = "TROVE_RATE_WS", default_value = "2/10", global = true)]
-    pub rate_ws: crate::ratelimit::RateSpec,
+    pub rate_ws: RateSpec,
 
     /// Key the per-IP limit on the last address of X-Forwarded-For (the client as the proxy
     /// saw it). Only behind a proxy that appends it (like the compose stack's nginx): a
@@ -241,7 +250,7 @@ pub struct Config {
 
     /// Per-client-IP limit on requests without a valid token.
     #[arg(long, env = "TROVE_RATE_ANON", default_value = "20/40", global = true)]
-    pub rate_anon: crate::ratelimit::RateSpec,
+    pub rate_anon: RateSpec,
 
     /// Leaderboard `loot_value` points per item of each rarity.
     #[arg(
@@ -250,7 +259,7 @@ pub struct Config {
         default_value = "common=1,uncommon=3,rare=10,epic=40,legendary=200",
         global = true
     )]
-    pub rarity_scores: crate::leaderboards::RarityScores,
+    pub rarity_scores: RarityScores,
 
     /// How often each instance moves the leaderboards along the ledger, in ms.
     #[arg(
@@ -288,58 +297,126 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    /// A config for the given shards with every other setting at its default; used by tests,
-    /// benchmarks and the local stack.
+    /// Every setting at its default (as `trove` with no flags and no `TROVE_*` variables
+    /// would have it): the defaults come from the `#[arg]` attributes, not a second copy.
+    pub fn defaults() -> Self {
+        let mut cmd = Config::augment_args(clap::Command::new("trove").no_binary_name(true));
+        let ids: Vec<clap::Id> = cmd.get_arguments().map(|a| a.get_id().clone()).collect();
+        for id in ids {
+            // Ignore the environment: defaults are what the attributes say.
+            cmd = cmd.mut_arg(id, |a| a.env(None));
+        }
+        cmd.try_get_matches_from(std::iter::empty::<String>())
+            .and_then(|m| Config::from_arg_matches(&m))
+            .unwrap_or_else(|e| panic!("the settings' own defaults must parse: {e}"))
+    }
+
+    /// A config for the given shards with every other setting at its default, listening on a
+    /// free port; used by tests, benchmarks and the local stack.
     pub fn for_shards(shards: Vec<String>, jwt_secret: &str) -> Self {
         Config {
             shards,
             jwt_secret: Some(jwt_secret.to_owned()),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db_pool_size: 16,
-            claim_batch_max: 64,
-            claim_concurrency: 2,
-            db_acquire_timeout_ms: 2000,
-            db_statement_timeout_ms: 5000,
-            body_limit: 65536,
-            request_timeout_ms: 10000,
-            max_concurrent_requests: 4096,
-            shutdown_timeout_ms: 15000,
-            log_format: LogFormat::Human,
-            metrics_listen: None,
-            ws_max_connections: 20000,
-            ws_max_zones: 64,
-            ws_queue: 256,
-            ws_max_message: 4096,
-            ws_ping_secs: 30,
-            ws_write_timeout_ms: 10000,
-            tcp_send_buffer: 65536,
-            tail_poll_ms: 10,
-            replay_window: 200_000,
-            ws_max_replays: 8,
-            redis_url: None,
-            redis_prefix: "trove".into(),
-            redis_timeout_ms: 100,
-            rate_limit_fail_closed: false,
-            trust_forwarded_for: false,
-            rate_claims: crate::ratelimit::RateSpec {
-                rate: 10.0,
-                burst: 20.0,
-            },
-            rate_reads: crate::ratelimit::RateSpec {
-                rate: 50.0,
-                burst: 100.0,
-            },
-            rate_ws: crate::ratelimit::RateSpec {
-                rate: 2.0,
-                burst: 10.0,
-            },
-            rate_anon: crate::ratelimit::RateSpec {
-                rate: 20.0,
-                burst: 40.0,
-            },
-            rarity_scores: crate::leaderboards::RarityScores::default(),
-            leaderboard_poll_ms: 200,
-            data_dir: None,
+            ..Config::defaults()
         }
+    }
+
+    /// The shards' pools (`TROVE_SHARDS`, `TROVE_DB_*`).
+    pub fn shards(&self) -> crate::shards::Settings {
+        crate::shards::Settings {
+            urls: self.shards.clone(),
+            pool_size: self.db_pool_size,
+            acquire_timeout: self.acquire_timeout(),
+            statement_timeout: self.statement_timeout(),
+        }
+    }
+
+    /// How claims are batched per shard (`TROVE_CLAIM_*`).
+    pub fn batching(&self) -> crate::claims::Batching {
+        crate::claims::Batching {
+            max: usize::from(self.claim_batch_max),
+            in_flight: usize::from(self.claim_concurrency),
+        }
+    }
+
+    /// Redis, when `TROVE_REDIS_URL` is set.
+    pub fn redis(&self) -> Option<crate::redis_client::Settings> {
+        let url = self.redis_url.as_deref().filter(|u| !u.is_empty())?;
+        Some(crate::redis_client::Settings {
+            url: url.to_owned(),
+            prefix: self.redis_prefix.clone(),
+            timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+        })
+    }
+
+    /// The rate limits (`TROVE_RATE_*`).
+    pub fn rate_limits(&self) -> crate::ratelimit::Settings {
+        crate::ratelimit::Settings {
+            claims: self.rate_claims,
+            reads: self.rate_reads,
+            ws: self.rate_ws,
+            anon: self.rate_anon,
+            fail_closed: self.rate_limit_fail_closed,
+        }
+    }
+
+    /// How often the leaderboards follow the ledger (`TROVE_LEADERBOARD_POLL_MS`, at least
+    /// 10 ms).
+    pub fn leaderboard_poll(&self) -> Duration {
+        Duration::from_millis(self.leaderboard_poll_ms.max(10))
+    }
+
+    /// The WebSocket fan-out (`TROVE_WS_*`, `TROVE_TAIL_POLL_MS`, `TROVE_REPLAY_WINDOW`).
+    pub fn realtime(&self) -> crate::realtime::Settings {
+        crate::realtime::Settings {
+            tail_poll: Duration::from_millis(self.tail_poll_ms.max(1)),
+            max_connections: self.ws_max_connections,
+            max_zones: self.ws_max_zones.max(1),
+            queue: self.ws_queue.max(1),
+            max_message: self.ws_max_message.max(256),
+            ping: Duration::from_secs(self.ws_ping_secs.max(1)),
+            write_timeout: Duration::from_millis(self.ws_write_timeout_ms.max(1)),
+            replay_window: self.replay_window.max(1),
+            max_replays: self.ws_max_replays.max(1),
+        }
+    }
+
+    /// The HTTP layers of the `/v1` routes.
+    pub fn http(&self) -> crate::api::Settings {
+        crate::api::Settings {
+            body_limit: self.body_limit,
+            request_timeout: self.request_timeout(),
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+            trust_forwarded_for: self.trust_forwarded_for,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_attributes_and_ignore_the_environment() {
+        let d = Config::defaults();
+        assert_eq!(d.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(
+            (d.db_pool_size, d.claim_batch_max, d.claim_concurrency),
+            (16, 64, 2)
+        );
+        assert_eq!((d.ws_queue, d.replay_window), (256, 200_000));
+        assert_eq!(
+            d.rate_claims,
+            RateSpec {
+                rate: 10.0,
+                burst: 20.0
+            }
+        );
+        assert_eq!(d.rarity_scores, RarityScores::default());
+        assert!(d.shards.is_empty() && d.redis_url.is_none());
+        let t = Config::for_shards(vec!["postgres://x".into()], "s");
+        assert_eq!(t.listen.port(), 0);
+        assert_eq!(t.ws_ping_secs, d.ws_ping_secs);
     }
 }

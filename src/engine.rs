@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::claims::Queues;
+use crate::claims::{Batching, Queues};
 use crate::shards::ShardSet;
 use crate::zones::ZoneCache;
 
@@ -19,14 +19,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(shards: ShardSet) -> Self {
+    pub fn new(shards: ShardSet, batching: Batching) -> Self {
         // The claim statement's generic plan is index-driven (a test holds it to that), and
         // planning it afresh per call would cost more than running it.
         let claim_shards = shards.derived(
-            shards.batching.in_flight as u32,
+            batching.in_flight as u32,
             &[("plan_cache_mode", "force_generic_plan")],
         );
-        let claim_queues = Arc::new(Queues::new(claim_shards.all(), shards.batching));
+        let claim_queues = Arc::new(Queues::new(claim_shards.all(), batching));
         Engine {
             shards,
             zones: ZoneCache::default(),

@@ -8,7 +8,7 @@
 //!                         msg = "trove/claim/v1" 0x00 zone 0x00 player 0x00 claim_id[16])
 //! rng       = ChaCha20Rng::from_seed(draw_seed)
 //! start     = rng.next_u64() >> 1          -- which chest: the first unopened id >= 1 + start % chest_count
-//! loot      = roll(table, rng)             -- see `loot::roll`
+//! loot      = roll(table, rng)             -- see `roll`
 //! ```
 //!
 //! `claim_id` is a UUIDv7 the server makes, so nothing the client picks (idempotency key,
@@ -80,7 +80,7 @@ impl Draw {
 
     /// The loot this draw gives from `table`.
     pub fn loot(&self, table: &LootTable) -> Vec<LootItem> {
-        crate::loot::roll(table, &mut self.after_start.clone())
+        roll(table, &mut self.after_start.clone())
     }
 }
 
@@ -99,9 +99,80 @@ pub fn below(rng: &mut impl RngCore, n: u64) -> u64 {
     }
 }
 
+/// Rolls a table: for each of `rolls`, pick an entry with probability proportional to its
+/// weight (`below(total_weight)` walked through the entries in order), then a quantity
+/// uniform in `min_qty..=max_qty` (`min_qty + below(max_qty - min_qty + 1)`).
+pub fn roll(table: &LootTable, rng: &mut impl RngCore) -> Vec<LootItem> {
+    let spec = &table.spec;
+    let total: u64 = spec.entries.iter().map(|e| u64::from(e.weight)).sum();
+    (0..spec.rolls)
+        .filter_map(|_| {
+            let mut ticket = below(rng, total);
+            let entry = spec.entries.iter().find(|e| {
+                let w = u64::from(e.weight);
+                if ticket < w {
+                    true
+                } else {
+                    ticket -= w;
+                    false
+                }
+            })?;
+            let span = u64::from(entry.max_qty - entry.min_qty) + 1;
+            Some(LootItem {
+                item: entry.item.clone(),
+                qty: entry.min_qty + below(rng, span) as u32,
+                rarity: entry.rarity,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loot::tests::entry;
+    use crate::loot::{LootEntry, LootTableSpec, Rarity};
+
+    fn table(entries: Vec<LootEntry>, rolls: u8) -> LootTable {
+        LootTable {
+            id: 1,
+            name: "t".into(),
+            version: 1,
+            spec: LootTableSpec { entries, rolls },
+        }
+    }
+
+    #[test]
+    fn weights_and_quantity_ranges_are_respected() {
+        let t = table(
+            vec![
+                entry("gold", 90, 1, 50, Rarity::Common),
+                entry("gem", 10, 2, 2, Rarity::Epic),
+            ],
+            2,
+        );
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([3u8; 32]);
+        let (mut gold, mut gem) = (0, 0);
+        for _ in 0..5000 {
+            let loot = roll(&t, &mut rng);
+            assert_eq!(loot.len(), 2);
+            for item in loot {
+                match item.item.as_str() {
+                    "gold" => {
+                        assert!((1..=50).contains(&item.qty));
+                        gold += 1
+                    }
+                    "gem" => {
+                        assert_eq!((item.qty, item.rarity), (2, Rarity::Epic));
+                        gem += 1
+                    }
+                    other => panic!("unexpected {other}"),
+                }
+            }
+        }
+        let share = f64::from(gem) / f64::from(gem + gold);
+        assert!((0.08..0.12).contains(&share), "gem share {share}");
+    }
 
     #[test]
     fn same_material_same_draw_and_any_change_differs() {

@@ -2,24 +2,34 @@
 //! the promise that no chest is opened twice and no acknowledged claim is lost.
 //!
 //! # Layout
-//! - [`claims`]: opening a chest in one statement on the zone's shard; idempotent retries;
-//!   a player's history gathered from all shards.
-//! - [`zones`]: bulk spawns, O(1) zone totals, commit-reveal of seeds, chest listings.
-//! - [`loot`]: loot tables (immutable versions) and the rolling algorithm.
-//! - [`fairness`]: seed derivation and the ChaCha20 draw every claim and replay uses.
-//! - [`verify`]: re-deriving a zone's draws from the ledger.
+//! Dependencies point one way, down this list: `main` → [`app`] → [`api`] →
+//! {[`realtime`], [`leaderboards`], [`ratelimit`], the domain} → {[`ledger`], [`shards`],
+//! [`redis_client`], [`fairness`], [`auth`]} → {[`loot`], [`names`], [`error`], [`metrics`]}.
+//! No module imports one above it (a test in `tests/api/layers.rs` holds the code to that).
+//! - [`app`]: the composition root: builds every service, binds, serves, shuts down.
+//! - [`config`]: the `TROVE_*` settings, read whole only by `main` and `app`; it hands each
+//!   module its own settings struct.
+//! - [`api`]: every axum type: routes by rate-limit class, the one bearer parser and
+//!   verification, extractors, the JSON error shape, OpenAPI, the WebSocket upgrade.
+//! - [`realtime`]: WebSocket fan-out of chest changes tailing each shard's ledger (no HTTP).
+//! - [`leaderboards`]: boards in Redis, followed and rebuilt from the ledger.
+//! - [`ratelimit`]: token buckets in Redis.
+//! - The domain, operations of [`Engine`] in the module of their concept: [`claims`]
+//!   (opening chests, history), [`zones`] (spawns, totals, reveals, listings),
+//!   [`loot_tables`] (stored versions), [`verify`] (re-deriving a zone's draws).
+//! - [`ledger`]: positions on a shard's tail, the horizon rule, recorded loot.
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
-//! - [`auth`]: HS256 bearer tokens and roles.
-//! - [`realtime`]: WebSocket fan-out of chest changes, tailing each shard's ledger.
-//! - [`leaderboards`], [`ratelimit`], [`redis_client`]: Redis for what may be lost (boards,
-//!   limits), rebuilt from the ledger; Trove keeps working without it.
-//! - [`api`]: the axum HTTP API, its OpenAPI description, request ids and limits.
-//! - [`metrics`]: Prometheus metrics of one instance (`GET /metrics`).
-//! - [`probe`]: the fairness probe, proving zero dupes and zero lost claims from outside.
-//! - [`local`]: the zero-setup local stack (private PostgreSQL clusters, demo world).
-//! - [`config`]: `TROVE_*` settings shared by every subcommand.
+//! - [`redis_client`]: the one Redis pool, with short timeouts and back-off.
+//! - [`fairness`]: seed derivation, the ChaCha20 draw, and rolling a loot table.
+//! - [`auth`]: HS256 tokens and roles.
+//! - [`loot`]: loot tables as data, and their limits.
+//! - [`names`]: validation of every name a client sends (zones, tables, players, keys).
+//! - [`error`]: the engine's one error type; [`metrics`]: the Prometheus series.
+//! - Beside the stack: [`probe`], the fairness probe (an outside client of the API), and
+//!   [`local`], the zero-setup local stack (private PostgreSQL clusters, demo world).
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod claims;
 pub mod config;
@@ -27,9 +37,12 @@ pub mod engine;
 pub mod error;
 pub mod fairness;
 pub mod leaderboards;
+pub mod ledger;
 pub mod local;
 pub mod loot;
+pub mod loot_tables;
 pub mod metrics;
+pub mod names;
 pub mod probe;
 pub mod ratelimit;
 pub mod realtime;

@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::auth::{JwtKeys, Role};
 use crate::engine::Engine;
 use crate::loot::{LootEntry, LootTableSpec, Rarity};
 
@@ -338,6 +339,27 @@ impl LocalStack {
             jwt_secret,
             data_dir: data_dir.to_owned(),
         })
+    }
+
+    /// Makes the stack ready to serve: migrates its shards, seeds the demo world once, and
+    /// prints where everything is, with a demo player token and an admin token.
+    pub async fn welcome(&self, engine: &Engine, keys: &JwtKeys) -> Result<()> {
+        engine.shards.migrate().await?;
+        seed_demo(engine).await?;
+        let player = keys.issue("demo-player", Role::Player, 7 * 86400)?;
+        let admin = keys.issue("demo-admin", Role::Admin, 7 * 86400)?;
+        println!(
+            "Local stack in {} (Ctrl-C stops Trove and its PostgreSQL):",
+            self.data_dir.display()
+        );
+        for (i, url) in self.shard_urls.iter().enumerate() {
+            println!("  shard {i}: {url}");
+        }
+        let zones: Vec<&str> = DEMO_ZONES.iter().map(|(z, _)| *z).collect();
+        println!("  demo zones: {} (loot table `starter`)", zones.join(", "));
+        println!("  player token: {player}");
+        println!("  admin token:  {admin}");
+        Ok(())
     }
 
     /// Stops the clusters this stack started (not ones another Trove process runs).

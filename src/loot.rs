@@ -1,11 +1,10 @@
-//! Loot tables: weighted entries with quantity ranges and rarity, immutable once stored, and
-//! the rolling algorithm every draw (and every replay of a draw) uses.
+//! Loot tables as data: weighted entries with quantity ranges and rarity, their limits, and
+//! what a draw gives. Storing and reading versions is `loot_tables`; rolling is `fairness`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::fairness::below;
+use crate::names::valid_item_name;
 
 /// Item rarity, ordered from least to most rare.
 #[derive(
@@ -80,6 +79,32 @@ pub struct LootTable {
     pub spec: LootTableSpec,
 }
 
+impl LootTable {
+    /// A version as stored in a shard's `loot_tables` row.
+    pub fn stored(
+        id: i32,
+        name: String,
+        version: i32,
+        entries: serde_json::Value,
+        rolls: i16,
+    ) -> Result<Self> {
+        let entries = serde_json::from_value(entries).map_err(|e| {
+            Error::Internal(format!(
+                "stored loot table {name} v{version} is unreadable: {e}"
+            ))
+        })?;
+        Ok(LootTable {
+            id,
+            name,
+            version,
+            spec: LootTableSpec {
+                entries,
+                rolls: u8::try_from(rolls).unwrap_or(1),
+            },
+        })
+    }
+}
+
 pub const MAX_ENTRIES: usize = 256;
 pub const MAX_WEIGHT: u32 = 1_000_000;
 pub const MAX_QTY: u32 = 1_000_000;
@@ -117,138 +142,10 @@ impl LootTableSpec {
     }
 }
 
-fn valid_item_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
-}
-
-/// Rolls a table: for each of `rolls`, pick an entry with probability proportional to its
-/// weight (`below(total_weight)` walked through the entries in order), then a quantity
-/// uniform in `min_qty..=max_qty` (`min_qty + below(max_qty - min_qty + 1)`).
-pub fn roll(table: &LootTable, rng: &mut impl rand_chacha::rand_core::RngCore) -> Vec<LootItem> {
-    let spec = &table.spec;
-    let total: u64 = spec.entries.iter().map(|e| u64::from(e.weight)).sum();
-    (0..spec.rolls)
-        .filter_map(|_| {
-            let mut ticket = below(rng, total);
-            let entry = spec.entries.iter().find(|e| {
-                let w = u64::from(e.weight);
-                if ticket < w {
-                    true
-                } else {
-                    ticket -= w;
-                    false
-                }
-            })?;
-            let span = u64::from(entry.max_qty - entry.min_qty) + 1;
-            Some(LootItem {
-                item: entry.item.clone(),
-                qty: entry.min_qty + below(rng, span) as u32,
-                rarity: entry.rarity,
-            })
-        })
-        .collect()
-}
-
-/// Validates a loot table name (same alphabet as zone names).
-pub fn validate_table_name(name: &str) -> Result<()> {
-    crate::zones::validate_zone_name(name).map_err(|_| {
-        Error::invalid(
-            "invalid_loot_table_name",
-            "loot table names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
-        )
-    })
-}
-
-impl Engine {
-    /// Stores `spec` as the next version of `name` on the table's home shard and returns that
-    /// version. Putting the same content as the latest version returns it unchanged, so the
-    /// PUT is idempotent. Chests keep the version they were spawned with.
-    pub async fn put_loot_table(&self, name: &str, spec: &LootTableSpec) -> Result<i32> {
-        validate_table_name(name)?;
-        spec.validate()?;
-        let shard = self.shards.for_loot_table(name);
-        let pool = shard.pool()?;
-        let entries =
-            serde_json::to_value(&spec.entries).map_err(|e| Error::Internal(e.to_string()))?;
-        let stored: Result<i32, sqlx::Error> = async {
-            let mut tx = pool.begin().await?;
-            sqlx::query_file!("sql/loot_table_lock.sql", name)
-                .execute(&mut *tx)
-                .await?;
-            let latest = sqlx::query_file!("sql/loot_table_latest.sql", name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let version = match latest {
-                Some(l) if l.entries == entries && l.rolls == i16::from(spec.rolls) => l.version,
-                latest => {
-                    let version = latest.map_or(1, |l| l.version + 1);
-                    sqlx::query_file_scalar!(
-                        "sql/loot_table_insert.sql",
-                        name,
-                        version,
-                        entries,
-                        i16::from(spec.rolls)
-                    )
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    version
-                }
-            };
-            tx.commit().await?;
-            Ok(version)
-        }
-        .await;
-        stored.map_err(|e| shard.db_error(e))
-    }
-
-    /// The newest version of a loot table, read from its home shard.
-    pub async fn latest_loot_table(&self, name: &str) -> Result<LootTable> {
-        self.loot_table(name, None).await
-    }
-
-    /// One version of a loot table (the newest when `version` is None), from its home shard,
-    /// which keeps every version: replaying an old claim needs the one its chest kept.
-    pub async fn loot_table(&self, name: &str, version: Option<i32>) -> Result<LootTable> {
-        validate_table_name(name)?;
-        let shard = self.shards.for_loot_table(name);
-        let row = sqlx::query_file!("sql/loot_table_version.sql", name, version)
-            .fetch_optional(&mut *shard.acquire().await?)
-            .await
-            .map_err(|e| shard.db_error(e))?
-            .ok_or_else(|| match version {
-                Some(v) => Error::LootTableNotFound(format!("{name} version {v}")),
-                None => Error::LootTableNotFound(name.to_owned()),
-            })?;
-        Ok(LootTable {
-            id: row.id,
-            name: row.name,
-            version: row.version,
-            spec: LootTableSpec {
-                entries: serde_json::from_value(row.entries)
-                    .map_err(|e| Error::Internal(format!("stored loot table unreadable: {e}")))?,
-                rolls: row.rolls as u8,
-            },
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use rand_chacha::rand_core::SeedableRng;
-
-    fn table(entries: Vec<LootEntry>, rolls: u8) -> LootTable {
-        LootTable {
-            id: 1,
-            name: "t".into(),
-            version: 1,
-            spec: LootTableSpec { entries, rolls },
-        }
-    }
-
-    fn entry(item: &str, weight: u32, min: u32, max: u32, rarity: Rarity) -> LootEntry {
+    pub(crate) fn entry(item: &str, weight: u32, min: u32, max: u32, rarity: Rarity) -> LootEntry {
         LootEntry {
             item: item.into(),
             weight,
@@ -256,38 +153,6 @@ mod tests {
             max_qty: max,
             rarity,
         }
-    }
-
-    #[test]
-    fn weights_and_quantity_ranges_are_respected() {
-        let t = table(
-            vec![
-                entry("gold", 90, 1, 50, Rarity::Common),
-                entry("gem", 10, 2, 2, Rarity::Epic),
-            ],
-            2,
-        );
-        let mut rng = rand_chacha::ChaCha20Rng::from_seed([3u8; 32]);
-        let (mut gold, mut gem) = (0, 0);
-        for _ in 0..5000 {
-            let loot = roll(&t, &mut rng);
-            assert_eq!(loot.len(), 2);
-            for item in loot {
-                match item.item.as_str() {
-                    "gold" => {
-                        assert!((1..=50).contains(&item.qty));
-                        gold += 1
-                    }
-                    "gem" => {
-                        assert_eq!((item.qty, item.rarity), (2, Rarity::Epic));
-                        gem += 1
-                    }
-                    other => panic!("unexpected {other}"),
-                }
-            }
-        }
-        let share = f64::from(gem) / f64::from(gem + gold);
-        assert!((0.08..0.12).contains(&share), "gem share {share}");
     }
 
     #[test]

@@ -3,22 +3,16 @@
 //! Trove instance shares the same buckets. Admin tokens (trusted back ends) are not limited.
 //! When Redis cannot answer within `TROVE_REDIS_TIMEOUT_MS`, requests pass (fail open) unless
 //! `TROVE_RATE_LIMIT_FAIL_CLOSED` is set (then 503); either way it is counted and logged.
+//!
+//! Which class a request belongs to is the HTTP layer's business (`api::limits` sets it per
+//! router group); this module only keeps the buckets.
 
-use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use deadpool_redis::redis::Script;
 
-use crate::api::error::ApiError;
-use crate::api::AppState;
-use crate::auth::Role;
-use crate::config::Config;
 use crate::error::Error;
 use crate::redis_client::Redis;
 
@@ -69,23 +63,21 @@ impl Class {
             Class::Anon => "anon",
         }
     }
-
-    /// The class of an API request; None for routes that are never limited.
-    fn of(method: &Method, path: &str) -> Option<Class> {
-        if !path.starts_with("/v1/") {
-            return None;
-        }
-        if path == "/v1/ws" {
-            Some(Class::Ws)
-        } else if method == Method::POST && (path.ends_with("/claims") || path.ends_with("/claim"))
-        {
-            Some(Class::Claims)
-        } else {
-            Some(Class::Reads)
-        }
-    }
 }
 
+/// The limits (`TROVE_RATE_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub claims: RateSpec,
+    pub reads: RateSpec,
+    pub ws: RateSpec,
+    /// Per client IP, for requests without a valid token.
+    pub anon: RateSpec,
+    /// Refuse (503) rather than let requests through when Redis cannot be asked.
+    pub fail_closed: bool,
+}
+
+/// The token bucket, with Redis's own clock (every instance shares it).
 const BUCKET: &str = r"
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -116,13 +108,7 @@ return {allowed, wait_ms}
 #[derive(Clone)]
 pub struct RateLimiter {
     redis: Option<Redis>,
-    claims: RateSpec,
-    reads: RateSpec,
-    ws: RateSpec,
-    anon: RateSpec,
-    fail_closed: bool,
-    /// `TROVE_TRUST_FORWARDED_FOR`: the client IP is the last X-Forwarded-For hop.
-    trust_forwarded_for: bool,
+    settings: Settings,
     script: Arc<Script>,
     /// Requests let through because Redis could not be asked.
     pub fail_open: Arc<AtomicU64>,
@@ -133,15 +119,11 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(config: &Config, redis: Option<Redis>) -> Self {
+    /// Limits kept in `redis`; without it every request passes.
+    pub fn new(settings: Settings, redis: Option<Redis>) -> Self {
         RateLimiter {
             redis,
-            claims: config.rate_claims,
-            reads: config.rate_reads,
-            ws: config.rate_ws,
-            anon: config.rate_anon,
-            fail_closed: config.rate_limit_fail_closed,
-            trust_forwarded_for: config.trust_forwarded_for,
+            settings,
             script: Arc::new(Script::new(BUCKET)),
             fail_open: Arc::new(AtomicU64::new(0)),
             refused_closed: Arc::new(AtomicU64::new(0)),
@@ -150,11 +132,12 @@ impl RateLimiter {
     }
 
     fn spec(&self, class: Class) -> RateSpec {
+        let s = &self.settings;
         match class {
-            Class::Claims => self.claims,
-            Class::Reads => self.reads,
-            Class::Ws => self.ws,
-            Class::Anon => self.anon,
+            Class::Claims => s.claims,
+            Class::Reads => s.reads,
+            Class::Ws => s.ws,
+            Class::Anon => s.anon,
         }
     }
 
@@ -184,7 +167,7 @@ impl RateLimiter {
                     retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
                 })
             }
-            Err(e) if self.fail_closed => {
+            Err(e) if self.settings.fail_closed => {
                 self.refused_closed.fetch_add(1, Ordering::Relaxed);
                 Err(Error::Unavailable {
                     code: "rate_limiter_unavailable",
@@ -197,63 +180,6 @@ impl RateLimiter {
             }
         }
     }
-}
-
-/// Middleware: limits every `/v1` request by its class and caller before the handler runs.
-pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(class) = Class::of(req.method(), req.uri().path()) else {
-        return next.run(req).await;
-    };
-    let header_token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let query_token = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    let caller = header_token
-        .or(query_token)
-        .and_then(|t| state.keys.verify(t.trim()).ok());
-    let (class, subject) = match caller {
-        Some(c) if c.role == Role::Admin => return next.run(req).await,
-        Some(c) => (class, c.player),
-        None => (
-            Class::Anon,
-            format!("ip:{}", client_ip(&req, state.limiter.trust_forwarded_for)),
-        ),
-    };
-    match state.limiter.check(class, &subject).await {
-        Ok(()) => next.run(req).await,
-        Err(e) => {
-            if class == Class::Claims && matches!(e, Error::RateLimited { .. }) {
-                // `/v1/zones/{zone}/…`: count the refused claim on its zone's shard.
-                let zone = req.uri().path().split('/').nth(3).unwrap_or_default();
-                let shard = state.engine.shards.for_zone(zone).index;
-                state.metrics.claim("rate_limited", shard, None, false);
-            }
-            ApiError::from(e).into_response()
-        }
-    }
-}
-
-/// The caller's address: the TCP peer, or behind a trusted proxy the last X-Forwarded-For
-/// entry (the one that proxy appended; earlier entries are the client's to invent).
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
-        .flatten()
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    let peer = || {
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip())
-    };
-    forwarded
-        .or_else(peer)
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 #[cfg(test)]
@@ -279,20 +205,5 @@ mod tests {
         for bad in ["10", "0/5", "5/0", "x/1", "-1/3", "inf/2"] {
             assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn classes_follow_routes() {
-        assert_eq!(
-            Class::of(&Method::POST, "/v1/zones/a/claims"),
-            Some(Class::Claims)
-        );
-        assert_eq!(
-            Class::of(&Method::POST, "/v1/zones/a/chests/3/claim"),
-            Some(Class::Claims)
-        );
-        assert_eq!(Class::of(&Method::GET, "/v1/zones/a"), Some(Class::Reads));
-        assert_eq!(Class::of(&Method::GET, "/v1/ws"), Some(Class::Ws));
-        assert_eq!(Class::of(&Method::GET, "/healthz"), None);
     }
 }

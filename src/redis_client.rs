@@ -20,8 +20,17 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
 
-use crate::config::Config;
 use crate::error::{Error, Result};
+
+/// Where Redis is and how long a call may take (`TROVE_REDIS_*`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub url: String,
+    /// Prefix of every key, so several deployments can share one Redis.
+    pub prefix: String,
+    /// Calls slower than this count as failures.
+    pub timeout: Duration,
+}
 
 /// A Redis call failed or took too long.
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +63,10 @@ struct Inner {
 }
 
 impl Redis {
-    /// None when `TROVE_REDIS_URL` is unset.
-    pub fn from_config(config: &Config) -> Result<Option<Redis>> {
-        let Some(url) = config.redis_url.as_deref().filter(|u| !u.is_empty()) else {
-            return Ok(None);
-        };
-        let mut cfg = PoolConfig::from_url(url);
-        let timeout = Duration::from_millis(config.redis_timeout_ms.max(1));
+    /// A lazy pool: nothing connects until the first call.
+    pub fn new(settings: &Settings) -> Result<Redis> {
+        let mut cfg = PoolConfig::from_url(&settings.url);
+        let timeout = settings.timeout;
         cfg.pool = Some(deadpool_redis::PoolConfig {
             max_size: 32,
             timeouts: deadpool_redis::Timeouts {
@@ -73,17 +79,17 @@ impl Redis {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| Error::invalid("invalid_config", format!("TROVE_REDIS_URL: {e}")))?;
-        Ok(Some(Redis {
+        Ok(Redis {
             inner: Arc::new(Inner {
                 pool,
-                prefix: config.redis_prefix.clone(),
+                prefix: settings.prefix.clone(),
                 timeout,
                 epoch: Instant::now(),
                 down_until: AtomicU64::new(0),
                 last_log: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
             }),
-        }))
+        })
     }
 
     /// `{prefix}:{part}:{part}…`

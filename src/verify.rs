@@ -8,10 +8,10 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fairness::Draw;
-use crate::loot::{LootTable, LootTableSpec};
-use crate::zones::validate_zone_name;
+use crate::loot::LootTable;
+use crate::names::validate_zone_name;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Mismatch {
@@ -62,16 +62,9 @@ impl Engine {
                         .fetch_one(&pool)
                         .await
                         .map_err(|e| shard.db_error(e))?;
-                    let t = Arc::new(LootTable {
-                        id: t.id,
-                        name: t.name,
-                        version: t.version,
-                        spec: LootTableSpec {
-                            entries: serde_json::from_value(t.entries)
-                                .map_err(|e| Error::Internal(e.to_string()))?,
-                            rolls: t.rolls as u8,
-                        },
-                    });
+                    let t = Arc::new(LootTable::stored(
+                        t.id, t.name, t.version, t.entries, t.rolls,
+                    )?);
                     tables.insert(t.id, Arc::clone(&t));
                     t
                 }

@@ -10,30 +10,13 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fairness;
-use crate::loot::{LootTable, LootTableSpec};
+use crate::loot::LootTable;
+use crate::names::validate_zone_name;
 
 /// Most chests one spawn request may add; a million insert in a few seconds.
 pub const MAX_SPAWN: i64 = 1_000_000;
 /// Most chests a zone may hold over its life.
 pub const MAX_ZONE_CHESTS: i64 = 1_000_000_000;
-
-/// Zone names: `^[a-z0-9][a-z0-9_.:-]{0,63}$`.
-pub fn validate_zone_name(zone: &str) -> Result<()> {
-    let bytes = zone.as_bytes();
-    let ok = (1..=64).contains(&bytes.len())
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes.iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "invalid_zone",
-            "zone names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
-        ))
-    }
-}
 
 /// What a claim needs to draw in a zone. Seeds change only by a reveal, and loot table
 /// versions are immutable, so this is safe to cache: the claim statement re-checks the epoch
@@ -173,20 +156,7 @@ impl Engine {
             .await
             .map_err(|e| shard.db_error(e))?
             .into_iter()
-            .map(|t| {
-                let entries = serde_json::from_value(t.entries).map_err(|e| {
-                    Error::Internal(format!("stored loot table {} is unreadable: {e}", t.id))
-                })?;
-                Ok(Arc::new(LootTable {
-                    id: t.id,
-                    name: t.name,
-                    version: t.version,
-                    spec: LootTableSpec {
-                        entries,
-                        rolls: t.rolls as u8,
-                    },
-                }))
-            })
+            .map(|t| LootTable::stored(t.id, t.name, t.version, t.entries, t.rolls).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         let info = Arc::new(ZoneInfo {
             id: row.id,
@@ -440,29 +410,5 @@ impl Engine {
             })
             .collect();
         Ok(ChestPage { chests, next })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zone_names() {
-        for ok in ["a", "meadow", "town:square", "0-zone_1.b", &"z".repeat(64)] {
-            assert!(validate_zone_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "Meadow",
-            "-x",
-            "_x",
-            "a b",
-            "zöne",
-            &"z".repeat(65),
-            "a/b",
-        ] {
-            assert!(validate_zone_name(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -128,7 +128,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    stats::raise_fd_limit();
+    trove::app::raise_fd_limit();
     let cli = Cli::parse();
     let token = cli
         .admin_token

@@ -37,21 +37,6 @@ pub fn statuses(counts: &BTreeMap<u16, u64>) -> String {
         .join(", ")
 }
 
-/// Raises the open-file limit to the hard limit (thousands of sockets).
-pub fn raise_fd_limit() {
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 /// Resident memory of a process in KiB, from /proc.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

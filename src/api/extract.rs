@@ -3,13 +3,10 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::AppState;
-use crate::auth::Caller;
-use crate::error::Error;
 
 /// JSON body; malformed JSON and wrong types are 400, over the limit 413.
 pub struct Json<T>(pub T);
@@ -100,30 +97,5 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
             .await
             .map(|axum::extract::Path(v)| Path(v))
             .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
-    }
-}
-
-/// The authenticated caller, from `Authorization: Bearer <JWT>`.
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            Error::unauthorized("missing_token", "send Authorization: Bearer <token>")
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                Error::unauthorized("invalid_token", "Authorization must be Bearer <token>")
-            })?;
-        Ok(state.keys.verify(token.trim())?)
     }
 }

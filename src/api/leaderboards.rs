@@ -10,10 +10,11 @@ use super::error::ApiError;
 use super::extract::{Path, Query};
 use super::openapi::ErrorBody;
 use super::AppState;
-use crate::auth::{valid_player_id, Caller};
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::leaderboards::{Board, Entry, Leaderboards, PlayerStanding};
-use crate::zones::validate_zone_name;
+use crate::names::valid_player_id;
+use crate::names::validate_zone_name;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

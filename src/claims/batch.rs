@@ -11,16 +11,18 @@
 
 use std::sync::{Arc, OnceLock};
 
-use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
+use super::Claim;
 use crate::error::{Error, Result};
 use crate::shards::Shard;
 
 /// One claim for the shard's next statement.
 pub struct Request {
     pub zone_id: i32,
+    /// The zone's name, for the claim the statement answers with.
+    pub zone: Arc<str>,
     pub epoch: i32,
     pub player: String,
     pub key: Option<String>,
@@ -31,20 +33,28 @@ pub struct Request {
     pub chest: Option<i64>,
 }
 
-/// What the statement said about one claim.
+/// What the statement said about one claim (its `status` column, decoded once, here).
 #[derive(Debug)]
-pub struct Answer {
-    pub status: String,
-    pub claim_id: Option<Uuid>,
-    pub chest_id: Option<i64>,
-    pub seed_epoch: Option<i32>,
-    pub loot: Option<serde_json::Value>,
-    pub opened_at: Option<DateTime<Utc>>,
-    pub loot_table: Option<String>,
-    pub loot_table_version: Option<i32>,
+pub enum ClaimStatus {
+    /// This claim opened the chest.
+    Opened(Claim),
+    /// An earlier claim with the same idempotency key opened it.
+    Replayed(Claim),
+    /// No unopened chest is left in the zone.
+    Exhausted,
+    /// The chest asked for was opened, or is held by a claim in flight.
+    AlreadyOpened,
+    /// The chest asked for never existed.
+    NotFound,
+    /// The seed epoch moved on (a reveal): reload the zone and draw again.
+    Stale,
+    /// The key's insert lost to a racing retry, or no loot was rolled for the chest's table.
+    Retry,
+    /// Another claim of the same batch took the chest or has the same key: go again.
+    Collided,
 }
 
-type Reply = oneshot::Sender<Result<Answer>>;
+type Reply = oneshot::Sender<Result<ClaimStatus>>;
 
 /// Times a batch that lost a deadlock is run again before its claims fail.
 const DEADLOCK_RETRIES: usize = 3;
@@ -83,7 +93,7 @@ impl Queues {
     }
 
     /// Runs `req` in the next statement on `shard` and returns what it said.
-    pub async fn submit(&self, shard: usize, req: Request) -> Result<Answer> {
+    pub async fn submit(&self, shard: usize, req: Request) -> Result<ClaimStatus> {
         let queue = self
             .queues
             .get(shard)
@@ -145,7 +155,9 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
     let mut claim_ids = Vec::with_capacity(n);
     let mut chests = Vec::with_capacity(n);
     let mut replies = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
     for (r, reply) in batch {
+        names.push(r.zone);
         zone_ids.push(r.zone_id);
         epochs.push(r.epoch);
         players.push(r.player);
@@ -190,17 +202,53 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
         Ok(rows)
             if rows.iter().enumerate().all(|(i, r)| r.idx == i as i64 + 1) && rows.len() == n =>
         {
-            for (row, reply) in rows.into_iter().zip(replies) {
-                let _ = reply.send(Ok(Answer {
-                    status: row.status,
-                    claim_id: row.claim_id,
-                    chest_id: row.chest_id,
-                    seed_epoch: row.seed_epoch,
-                    loot: row.loot,
-                    opened_at: row.opened_at,
-                    loot_table: row.loot_table,
-                    loot_table_version: row.loot_table_version,
-                }));
+            for ((row, reply), (zone, player)) in rows
+                .into_iter()
+                .zip(replies)
+                .zip(names.into_iter().zip(players))
+            {
+                let recorded = || match (
+                    row.claim_id,
+                    row.chest_id,
+                    row.loot,
+                    row.opened_at,
+                    row.seed_epoch,
+                    row.loot_table,
+                    row.loot_table_version,
+                ) {
+                    (
+                        Some(claim_id),
+                        Some(chest_id),
+                        Some(loot),
+                        Some(opened_at),
+                        Some(seed_epoch),
+                        Some(loot_table),
+                        Some(loot_table_version),
+                    ) => Ok(Claim {
+                        claim_id,
+                        zone: zone.to_string(),
+                        chest_id,
+                        player,
+                        loot,
+                        opened_at,
+                        seed_epoch,
+                        loot_table,
+                        loot_table_version,
+                    }),
+                    _ => Err(Error::Internal("claim statement returned no claim".into())),
+                };
+                let status = match row.status.as_str() {
+                    "opened" => recorded().map(ClaimStatus::Opened),
+                    "replayed" => recorded().map(ClaimStatus::Replayed),
+                    "exhausted" => Ok(ClaimStatus::Exhausted),
+                    "already_opened" => Ok(ClaimStatus::AlreadyOpened),
+                    "not_found" => Ok(ClaimStatus::NotFound),
+                    "stale" => Ok(ClaimStatus::Stale),
+                    "retry" => Ok(ClaimStatus::Retry),
+                    "collided" => Ok(ClaimStatus::Collided),
+                    other => Err(Error::Internal(format!("unknown claim status {other:?}"))),
+                };
+                let _ = reply.send(status);
             }
         }
         Ok(rows) => {

@@ -4,18 +4,19 @@
 
 mod batch;
 
-pub use batch::Batching;
 pub(crate) use batch::Queues;
+pub use batch::{Batching, ClaimStatus};
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::valid_player_id;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fairness::Draw;
-use crate::zones::validate_zone_name;
+use crate::names::{validate_idempotency_key, validate_player_id, validate_zone_name};
 
 /// One opened chest, exactly as recorded in the ledger (a replay returns the same bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -44,18 +45,6 @@ pub struct ClaimOutcome {
     pub replayed: bool,
 }
 
-/// Idempotency keys: 1-255 printable ASCII characters, unique per player and zone.
-pub fn validate_idempotency_key(key: &str) -> Result<()> {
-    if (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-255 printable ASCII characters",
-        ))
-    }
-}
-
 /// Attempts per claim when the cached zone view is stale (a reveal or a new loot table).
 const ATTEMPTS: usize = 3;
 /// A bound that is never reached in practice: each statement settles the first of any
@@ -76,12 +65,7 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Result<ClaimOutcome> {
         validate_zone_name(zone)?;
-        if !valid_player_id(player) {
-            return Err(Error::invalid(
-                "invalid_player",
-                "player ids are 1-64 of [A-Za-z0-9_-]",
-            ));
-        }
+        validate_player_id(player)?;
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
         }
@@ -94,6 +78,7 @@ impl Engine {
             }
         }
         let shard = self.shards.for_zone(zone).index;
+        let name: Arc<str> = Arc::from(zone);
         let mut reload = false;
         let mut attempts = 0;
         let mut collisions = 0;
@@ -108,6 +93,7 @@ impl Engine {
                 .collect();
             let request = || batch::Request {
                 zone_id: info.id,
+                zone: Arc::clone(&name),
                 epoch: info.epoch,
                 player: player.to_owned(),
                 key: idempotency_key.map(str::to_owned),
@@ -116,75 +102,43 @@ impl Engine {
                 claim_id,
                 chest,
             };
-            let mut row = self.claim_queues.submit(shard, request()).await?;
+            let mut status = self.claim_queues.submit(shard, request()).await?;
             // Another claim of the same batch took the chest this draw picked, or has the same
             // key: the same draw goes again in a later statement, where that chest is gone or
             // that claim is committed.
-            while row.status == "collided" {
+            while let ClaimStatus::Collided = status {
                 collisions += 1;
                 if collisions > MAX_COLLISIONS {
                     return Err(Error::Internal(format!(
                         "claim in zone {zone:?} collided {MAX_COLLISIONS} times in a row"
                     )));
                 }
-                row = self.claim_queues.submit(shard, request()).await?;
+                status = self.claim_queues.submit(shard, request()).await?;
             }
-            let recorded = || -> Result<Claim> {
-                match (
-                    row.claim_id,
-                    row.chest_id,
-                    row.loot.clone(),
-                    row.opened_at,
-                    row.seed_epoch,
-                    row.loot_table.clone(),
-                    row.loot_table_version,
-                ) {
-                    (
-                        Some(claim_id),
-                        Some(chest_id),
-                        Some(loot),
-                        Some(opened_at),
-                        Some(seed_epoch),
-                        Some(loot_table),
-                        Some(loot_table_version),
-                    ) => Ok(Claim {
-                        claim_id,
-                        zone: zone.to_owned(),
-                        chest_id,
-                        player: player.to_owned(),
-                        loot,
-                        opened_at,
-                        seed_epoch,
-                        loot_table,
-                        loot_table_version,
-                    }),
-                    _ => Err(Error::Internal("claim statement returned no claim".into())),
-                }
-            };
-            match row.status.as_str() {
-                "opened" => {
+            match status {
+                ClaimStatus::Opened(claim) => {
                     return Ok(ClaimOutcome {
-                        claim: recorded()?,
+                        claim,
                         replayed: false,
                     })
                 }
-                "replayed" => return self.replay(recorded()?, chest),
+                ClaimStatus::Replayed(claim) => return self.replay(claim, chest),
                 // A keyed retry that waited for its first attempt already replayed it above
                 // (the statement reads the key with a fresh snapshot), so a refusal stands.
-                "exhausted" => return Err(Error::ZoneExhausted(zone.to_owned())),
-                "already_opened" => {
+                ClaimStatus::Exhausted => return Err(Error::ZoneExhausted(zone.to_owned())),
+                ClaimStatus::AlreadyOpened => {
                     return Err(Error::ChestAlreadyOpened {
                         zone: zone.to_owned(),
                         chest_id: chest.unwrap_or_default(),
                     })
                 }
-                "not_found" => {
+                ClaimStatus::NotFound => {
                     return Err(Error::ChestNotFound {
                         zone: zone.to_owned(),
                         chest_id: chest.unwrap_or_default(),
                     })
                 }
-                "retry" => {
+                ClaimStatus::Retry => {
                     // The key's insert conflicted with a claim written under it (answer with
                     // that claim), or our cached view lacks the chest's loot table (reload and
                     // draw again).
@@ -194,8 +148,7 @@ impl Engine {
                         }
                     }
                 }
-                "stale" => {}
-                other => return Err(Error::Internal(format!("unknown claim status {other:?}"))),
+                ClaimStatus::Stale | ClaimStatus::Collided => {}
             }
             attempts += 1;
             reload = true;
@@ -214,21 +167,10 @@ impl Engine {
         key: &str,
     ) -> Result<Option<Claim>> {
         let shard = self.shards.for_zone(zone);
-        let prior = sqlx::query_file!("sql/claim_by_key.sql", zone_id, player, key)
+        sqlx::query_file_as!(Claim, "sql/claim_by_key.sql", zone_id, player, key)
             .fetch_optional(&mut *shard.acquire().await?)
             .await
-            .map_err(|e| shard.db_error(e))?;
-        Ok(prior.map(|p| Claim {
-            claim_id: p.claim_id,
-            zone: zone.to_owned(),
-            chest_id: p.chest_id,
-            player: player.to_owned(),
-            loot: p.loot,
-            opened_at: p.opened_at,
-            seed_epoch: p.seed_epoch,
-            loot_table: p.loot_table,
-            loot_table_version: p.loot_table_version,
-        }))
+            .map_err(|e| shard.db_error(e))
     }
 
     /// A replay must answer the same request: a key first used on another chest is refused.
@@ -297,12 +239,7 @@ impl Engine {
         before: Option<HistoryCursor>,
         limit: i64,
     ) -> Result<HistoryPage> {
-        if !valid_player_id(player) {
-            return Err(Error::invalid(
-                "invalid_player",
-                "player ids are 1-64 of [A-Za-z0-9_-]",
-            ));
-        }
+        validate_player_id(player)?;
         let (at, id) = match before {
             Some(c) => (c.opened_at, c.claim_id),
             // Year 9999: later than any claim, well inside PostgreSQL's range.
@@ -316,25 +253,10 @@ impl Engine {
             let shard = shard.clone();
             let player = player.to_owned();
             tasks.spawn(async move {
-                sqlx::query_file!("sql/player_history.sql", player, at, id, limit)
+                sqlx::query_file_as!(Claim, "sql/player_history.sql", player, at, id, limit)
                     .fetch_all(&mut *shard.acquire().await?)
                     .await
                     .map_err(|e| shard.db_error(e))
-                    .map(|rows| {
-                        rows.into_iter()
-                            .map(|r| Claim {
-                                claim_id: r.claim_id,
-                                zone: r.zone,
-                                chest_id: r.chest_id,
-                                player: player.clone(),
-                                loot: r.loot,
-                                opened_at: r.opened_at,
-                                seed_epoch: r.seed_epoch,
-                                loot_table: r.loot_table,
-                                loot_table_version: r.loot_table_version,
-                            })
-                            .collect::<Vec<_>>()
-                    })
             });
         }
         let mut claims = Vec::new();
@@ -371,13 +293,5 @@ mod tests {
         assert_eq!(HistoryCursor::decode(&c.encode()).ok(), Some(c));
         assert!(HistoryCursor::decode("nope").is_err());
         assert!(HistoryCursor::decode("12_notauuid").is_err());
-    }
-
-    #[test]
-    fn idempotency_keys() {
-        assert!(validate_idempotency_key("retry-1").is_ok());
-        assert!(validate_idempotency_key("").is_err());
-        assert!(validate_idempotency_key("has space").is_err());
-        assert!(validate_idempotency_key(&"k".repeat(256)).is_err());
     }
 }

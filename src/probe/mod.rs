@@ -12,6 +12,7 @@
 //! Synthetic zones older than the retention period are deleted through the API.
 
 pub mod checks;
+pub mod cli;
 mod client;
 mod round;
 

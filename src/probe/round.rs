@@ -218,7 +218,7 @@ mod tests {
             for shard in 0..shards {
                 let z = zone_for("abc123", 7, shard, shards);
                 assert_eq!(shard_index(&z, shards), shard);
-                assert!(crate::zones::validate_zone_name(&z).is_ok(), "{z}");
+                assert!(crate::names::validate_zone_name(&z).is_ok(), "{z}");
             }
         }
     }

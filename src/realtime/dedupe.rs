@@ -7,7 +7,7 @@
 //! instance's tail. So each zone keeps the ranges of its shard's positions that the client
 //! already has, and both sources drop events inside them.
 
-use super::Cursor;
+use crate::ledger::Cursor;
 
 /// Ranges kept per zone. A new range only appears after a `lagged` message that the client
 /// did not resume from; past this many the oldest is forgotten and a `since` below it gets a

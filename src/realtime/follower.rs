@@ -13,17 +13,17 @@ use sqlx::PgConnection;
 use tokio::sync::{oneshot, watch};
 
 use super::hub::{Event, EventKind, Hub};
-use super::Cursor;
-use crate::loot::{LootItem, Rarity};
+use super::Frame;
+use crate::ledger::{batch_end, best_rarity, Cursor};
 use crate::shards::Shard;
 
 /// Rows fetched per poll; a full batch is followed by another poll at once.
 const BATCH: i64 = 2000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub(super) async fn follow(
+pub(super) async fn follow<T: Frame>(
     shard: Arc<Shard>,
-    hub: Hub,
+    hub: Hub<T>,
     poll: Duration,
     started: oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
@@ -51,9 +51,9 @@ pub(super) async fn follow(
     }
 }
 
-async fn tail(
+async fn tail<T: Frame>(
     shard: &Shard,
-    hub: &Hub,
+    hub: &Hub<T>,
     poll: Duration,
     cursor: &mut Option<Cursor>,
     started: &mut Option<oneshot::Sender<()>>,
@@ -140,10 +140,7 @@ async fn tail(
                 kind,
             });
         }
-        let end = match (full, events.last()) {
-            (true, Some(last)) => last.cursor,
-            _ => Cursor::below(horizon).max(from),
-        };
+        let end = batch_end(full, events.last().map(|e| e.cursor), horizon, from);
         spawn_totals(&mut conn, &mut events, end).await?;
         if !events.is_empty() || end != from {
             hub.batch(shard.index, events, end).await;
@@ -205,13 +202,4 @@ async fn spawn_totals(
         }
     }
     Ok(())
-}
-
-/// The rarest item of a recorded draw.
-pub(crate) fn best_rarity(loot: &serde_json::Value) -> Option<Rarity> {
-    serde_json::from_value::<Vec<LootItem>>(loot.clone())
-        .ok()?
-        .into_iter()
-        .map(|i| i.rarity)
-        .max()
 }

@@ -7,12 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use uuid::Uuid;
 
-use super::{Cursor, Position};
+use super::protocol::ServerMessage;
+use super::Frame;
+use crate::ledger::{Cursor, Position};
 use crate::loot::Rarity;
 use crate::shards::shard_index;
 
@@ -43,52 +44,15 @@ pub enum EventKind {
     },
 }
 
-impl Event {
-    /// The JSON message for this event at `position`.
-    pub fn to_json(&self, position: &Position) -> String {
-        let value = match &self.kind {
-            EventKind::Opened {
-                chest_id,
-                player,
-                rarity,
-                opened_at,
-                claim_id,
-            } => serde_json::json!({
-                "type": "chest_opened",
-                "zone": &*self.zone,
-                "chest_id": chest_id,
-                "player": player,
-                "rarity": rarity,
-                "opened_at": opened_at,
-                "claim_id": claim_id,
-                "position": position.encode(),
-            }),
-            EventKind::Spawned {
-                count,
-                total,
-                remaining,
-            } => serde_json::json!({
-                "type": "chests_spawned",
-                "zone": &*self.zone,
-                "count": count,
-                "total": total,
-                "remaining": remaining,
-                "position": position.encode(),
-            }),
-        };
-        value.to_string()
-    }
-}
-
 /// What the hub queues for one connection.
 #[derive(Debug, Clone)]
-pub enum Outgoing {
+pub enum Queued<T> {
     /// An event; the text is reference-counted (one serialisation per event, shared by every
     /// subscriber's frame) and the cursor lets the connection drop what its client has.
     Event {
         zone: Arc<str>,
         cursor: Cursor,
-        json: Utf8Bytes,
+        text: T,
     },
     /// The shard's follower started over without proof that it missed nothing: the
     /// connection's zones on that shard need a fresh snapshot as of `position`.
@@ -96,12 +60,12 @@ pub enum Outgoing {
 }
 
 /// Where the hub queues a connection's events, and how it tells the connection it lagged.
-pub struct Outbox {
-    pub tx: mpsc::Sender<Outgoing>,
+pub struct Outbox<T> {
+    pub tx: mpsc::Sender<Queued<T>>,
     pub lagged: Arc<Notify>,
 }
 
-enum Command {
+enum Command<T> {
     Started {
         shard: usize,
         cursor: Cursor,
@@ -117,7 +81,7 @@ enum Command {
     },
     Join {
         conn: u64,
-        outbox: Outbox,
+        outbox: Outbox<T>,
     },
     Subscribe {
         conn: u64,
@@ -133,15 +97,15 @@ enum Command {
     },
 }
 
-struct Conn {
-    outbox: Outbox,
+struct Conn<T> {
+    outbox: Outbox<T>,
     zones: HashSet<Arc<str>>,
     lagged: bool,
 }
 
-impl Conn {
+impl<T> Conn<T> {
     /// Queues without waiting; a full queue marks the connection lagged.
-    fn offer(&mut self, out: Outgoing) {
+    fn offer(&mut self, out: Queued<T>) {
         if self.lagged {
             return;
         }
@@ -153,14 +117,22 @@ impl Conn {
 }
 
 /// Handle to the hub task. Cheap to clone.
-#[derive(Clone)]
-pub struct Hub {
-    tx: mpsc::Sender<Command>,
+pub struct Hub<T> {
+    tx: mpsc::Sender<Command<T>>,
     /// The hub's position, so a `since` from another instance can wait for this one's tail.
     position: watch::Receiver<Vec<Cursor>>,
 }
 
-impl Hub {
+impl<T> Clone for Hub<T> {
+    fn clone(&self) -> Self {
+        Hub {
+            tx: self.tx.clone(),
+            position: self.position.clone(),
+        }
+    }
+}
+
+impl<T: Frame> Hub<T> {
     pub fn start(shards: usize) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         let (position_tx, position) = watch::channel(vec![Cursor::default(); shards]);
@@ -198,7 +170,7 @@ impl Hub {
         let _ = self.tx.send(Command::Batch { shard, events, end }).await;
     }
 
-    pub async fn join(&self, conn: u64, outbox: Outbox) {
+    pub async fn join(&self, conn: u64, outbox: Outbox<T>) {
         let _ = self.tx.send(Command::Join { conn, outbox }).await;
     }
 
@@ -222,9 +194,13 @@ impl Hub {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>, shards: usize, position: watch::Sender<Vec<Cursor>>) {
+async fn run<T: Frame>(
+    mut rx: mpsc::Receiver<Command<T>>,
+    shards: usize,
+    position: watch::Sender<Vec<Cursor>>,
+) {
     let mut cursors = vec![Cursor::default(); shards];
-    let mut conns: HashMap<u64, Conn> = HashMap::new();
+    let mut conns: HashMap<u64, Conn<T>> = HashMap::new();
     let mut by_zone: HashMap<Arc<str>, HashSet<u64>> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {
@@ -239,7 +215,7 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize, position: watch::Se
                 let at = Position(cursors.clone());
                 for conn in conns.values_mut() {
                     if conn.zones.iter().any(|z| shard_index(z, shards) == shard) {
-                        conn.offer(Outgoing::Resync {
+                        conn.offer(Queued::Resync {
                             shard,
                             position: at.clone(),
                         });
@@ -252,13 +228,13 @@ async fn run(mut rx: mpsc::Receiver<Command>, shards: usize, position: watch::Se
                     let Some(subs) = by_zone.get(&event.zone) else {
                         continue;
                     };
-                    let json = Utf8Bytes::from(event.to_json(&Position(cursors.clone())));
+                    let text = T::from(ServerMessage::event(&event, &Position(cursors.clone())));
                     for id in subs {
                         if let Some(conn) = conns.get_mut(id) {
-                            conn.offer(Outgoing::Event {
+                            conn.offer(Queued::Event {
                                 zone: Arc::clone(&event.zone),
                                 cursor: event.cursor,
-                                json: json.clone(),
+                                text: text.clone(),
                             });
                         }
                     }

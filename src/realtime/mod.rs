@@ -2,12 +2,11 @@
 //!
 //! # Design
 //! The claims ledger is the event log. Each instance runs one follower per shard on a
-//! dedicated connection that polls (every `TROVE_TAIL_POLL_MS`) for rows whose transaction id
-//! lies below the snapshot's xmin horizon: every transaction under the horizon has finished, so
-//! each committed claim is seen exactly once, although commits land out of xid order, and a
-//! rolled-back claim never appears. Claims pay nothing extra (no NOTIFY, which serialises
-//! commits); the cost is an index on `(xid, zone_id, chest_id)` and one cheap poll per shard
-//! per interval, and an event waits for the oldest transaction running on its shard.
+//! dedicated connection that polls (every `TROVE_TAIL_POLL_MS`) below the xmin horizon
+//! (`ledger`), so each committed claim is seen exactly once, although commits land out of xid
+//! order, and a rolled-back claim never appears. Claims pay nothing extra (no NOTIFY, which
+//! serialises commits); the cost is an index on `(xid, zone_id, chest_id)` and one cheap poll
+//! per shard per interval, and an event waits for the oldest transaction running on its shard.
 //!
 //! A row's `(xid, zone_id, chest_id)` is its position on its shard; a client's position is
 //! the vector of those over all shards. The hub fans events out in one task, stamping each
@@ -16,133 +15,118 @@
 //! connection remembers per zone what its client has (`dedupe`), so live events and replays
 //! never send an event twice. A follower that cannot resume from its cursor has the hub send
 //! the shard's subscribers a `resync` snapshot rather than skip events silently.
+//!
+//! # Layout
+//! `protocol` (typed client and server messages), `session` (one connection's loop),
+//! `replay` (snapshot and `since` reads), `hub`, `follower`, `dedupe`. Nothing here knows
+//! HTTP: the api edge upgrades the connection and hands `Session` a sink and a stream of this
+//! module's own `Outgoing`/`Incoming` frames.
 
 mod dedupe;
 mod follower;
 mod hub;
-pub mod ws;
+pub mod protocol;
+mod replay;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::shards::ShardSet;
 
 pub use hub::Hub;
+pub use session::{Incoming, Outgoing};
 
-/// A position on one shard's tail: every event with a key at or before it has been seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Cursor {
-    pub xid: i64,
-    pub zone_id: i32,
-    pub chest_id: i64,
+/// The text of a server frame, built once per event and shared by every subscriber's queue
+/// (cloning is a reference count). The api edge picks its WebSocket library's own text type,
+/// so a frame reaches the socket without a copy or a second UTF-8 check.
+pub trait Frame:
+    From<String> + std::ops::Deref<Target = str> + Clone + Send + Sync + 'static
+{
 }
 
-impl Cursor {
-    /// Everything below `horizon` (all of it final).
-    pub fn below(horizon: i64) -> Self {
-        Cursor {
-            xid: horizon - 1,
-            zone_id: i32::MAX,
-            chest_id: i64::MAX,
-        }
-    }
-}
+impl<T: From<String> + std::ops::Deref<Target = str> + Clone + Send + Sync + 'static> Frame for T {}
 
-/// A client's resume token: one cursor per shard, in shard order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position(pub Vec<Cursor>);
-
-impl Position {
-    /// `1.<xid>_<zone>_<chest>.<xid>_<zone>_<chest>…` (opaque to clients).
-    pub fn encode(&self) -> String {
-        let mut s = String::from("1");
-        for c in &self.0 {
-            s.push_str(&format!(".{}_{}_{}", c.xid, c.zone_id, c.chest_id));
-        }
-        s
-    }
-
-    pub fn decode(s: &str, shards: usize) -> Result<Self> {
-        let bad = || Error::invalid("invalid_position", "since must be a position Trove sent");
-        let mut parts = s.split('.');
-        if parts.next() != Some("1") {
-            return Err(bad());
-        }
-        let cursors = parts
-            .map(|p| {
-                let mut n = p.split('_');
-                let c = Cursor {
-                    xid: n.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-                    zone_id: n.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-                    chest_id: n.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-                };
-                match n.next() {
-                    None => Ok(c),
-                    Some(_) => Err(bad()),
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if cursors.len() != shards {
-            return Err(bad());
-        }
-        Ok(Position(cursors))
-    }
+/// The fan-out's settings (`TROVE_WS_*`, `TROVE_TAIL_POLL_MS`, `TROVE_REPLAY_WINDOW`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often each follower polls its shard's ledger.
+    pub tail_poll: Duration,
+    /// Most WebSocket connections on this instance.
+    pub max_connections: usize,
+    /// Most zones one connection may watch.
+    pub max_zones: usize,
+    /// Events queued per connection before it is `lagged`.
+    pub queue: usize,
+    /// Largest message a client may send, in bytes.
+    pub max_message: usize,
+    /// Between server pings; three silent intervals close the connection.
+    pub ping: Duration,
+    /// A write stalled this long drops the connection.
+    pub write_timeout: Duration,
+    /// Ledger rows a resume may scan per shard before a snapshot is sent instead.
+    pub replay_window: i64,
+    /// Resume pages read or written at once on this instance.
+    pub max_replays: usize,
 }
 
 /// Connections per shard for realtime reads.
 const REALTIME_POOL_SIZE: u32 = 4;
 
-/// WebSocket limits, from the configuration.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_zones: usize,
-    pub queue: usize,
-    pub max_message: usize,
-    pub ping: Duration,
-    pub write_timeout: Duration,
-    pub replay_window: i64,
-}
-
 /// The realtime service of one instance: the hub, its followers and the connection cap.
-#[derive(Clone)]
-pub struct Realtime {
-    pub(crate) hub: Hub,
-    pub(crate) shards: ShardSet,
-    pub(crate) limits: Arc<Limits>,
-    pub(crate) connections: Arc<Semaphore>,
-    /// Resume pages in flight: each holds up to `ws::REPLAY_PAGE` rows while it is read and
+pub struct Realtime<T> {
+    pub(crate) hub: Hub<T>,
+    /// Own small pools for snapshots and replays (the tails have their own connections).
+    pub shards: ShardSet,
+    pub(crate) settings: Arc<Settings>,
+    connections: Arc<Semaphore>,
+    /// Resume pages in flight: each holds up to `replay::PAGE` rows while it is read and
     /// written, so memory stays bounded however many clients resume at once.
     pub(crate) replays: Arc<Semaphore>,
-    pub(crate) max_connections: usize,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) metrics: Metrics,
 }
 
-impl Realtime {
+impl<T> Clone for Realtime<T> {
+    fn clone(&self) -> Self {
+        Realtime {
+            hub: self.hub.clone(),
+            shards: self.shards.clone(),
+            settings: Arc::clone(&self.settings),
+            connections: Arc::clone(&self.connections),
+            replays: Arc::clone(&self.replays),
+            shutdown: self.shutdown.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// A place among `TROVE_WS_MAX_CONNECTIONS`, held for a connection's life.
+pub struct ConnectionPermit {
+    _held: OwnedSemaphorePermit,
+}
+
+impl<T: Frame> Realtime<T> {
     /// Starts the hub and one follower per shard; waits briefly for each reachable shard's
     /// starting position so the first subscribers get complete positions.
     pub async fn start(
         shards: ShardSet,
-        config: &Config,
+        settings: Settings,
         shutdown: watch::Receiver<bool>,
         metrics: Metrics,
     ) -> Self {
-        // Own small pools for snapshots and replays (the tail has its own connections).
         let shards = shards.derived(REALTIME_POOL_SIZE, &[]);
         let hub = Hub::start(shards.len());
-        let poll = Duration::from_millis(config.tail_poll_ms.max(1));
         let mut started = Vec::new();
         for shard in shards.all() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             tokio::spawn(follower::follow(
                 Arc::clone(shard),
                 hub.clone(),
-                poll,
+                settings.tail_poll,
                 tx,
                 shutdown.clone(),
                 metrics
@@ -157,25 +141,30 @@ impl Realtime {
         Realtime {
             hub,
             shards,
-            limits: Arc::new(Limits {
-                max_zones: config.ws_max_zones.max(1),
-                queue: config.ws_queue.max(1),
-                max_message: config.ws_max_message.max(256),
-                ping: Duration::from_secs(config.ws_ping_secs.max(1)),
-                write_timeout: Duration::from_millis(config.ws_write_timeout_ms.max(1)),
-                replay_window: config.replay_window.max(1),
-            }),
-            connections: Arc::new(Semaphore::new(config.ws_max_connections)),
-            replays: Arc::new(Semaphore::new(config.ws_max_replays.max(1))),
-            max_connections: config.ws_max_connections,
+            connections: Arc::new(Semaphore::new(settings.max_connections)),
+            replays: Arc::new(Semaphore::new(settings.max_replays)),
+            settings: Arc::new(settings),
             shutdown,
             metrics,
         }
     }
 
+    /// A place for one more connection, or None at `TROVE_WS_MAX_CONNECTIONS`.
+    pub fn admit(&self) -> Option<ConnectionPermit> {
+        Arc::clone(&self.connections)
+            .try_acquire_owned()
+            .ok()
+            .map(|held| ConnectionPermit { _held: held })
+    }
+
+    /// Largest message a client may send, in bytes (the edge enforces it on the socket).
+    pub fn max_message(&self) -> usize {
+        self.settings.max_message
+    }
+
     /// Open WebSocket connections.
     pub fn connections(&self) -> usize {
-        self.max_connections - self.connections.available_permits()
+        self.settings.max_connections - self.connections.available_permits()
     }
 
     /// Waits (at most `bound`) for every WebSocket connection to close after shutdown.
@@ -184,43 +173,5 @@ impl Realtime {
         while self.connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_round_trip_and_reject_garbage() {
-        let p = Position(vec![
-            Cursor {
-                xid: 10,
-                zone_id: 2,
-                chest_id: 3,
-            },
-            Cursor::below(99),
-        ]);
-        assert_eq!(Position::decode(&p.encode(), 2).ok(), Some(p.clone()));
-        assert!(Position::decode(&p.encode(), 3).is_err());
-        for bad in ["", "2.1_1_1", "1.x_1_1", "1.1_1", "1.1_1_1_1", "garbage"] {
-            assert!(Position::decode(bad, 1).is_err(), "{bad}");
-        }
-        assert!(
-            Cursor::below(5)
-                > Cursor {
-                    xid: 4,
-                    zone_id: 9,
-                    chest_id: 9
-                }
-        );
-        assert!(
-            Cursor::below(5)
-                < Cursor {
-                    xid: 5,
-                    zone_id: 0,
-                    chest_id: 0
-                }
-        );
     }
 }

@@ -10,11 +10,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use tokio::sync::{oneshot, OnceCell};
-use trove::api::Application;
+use trove::app::Application;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{Cluster, THROWAWAY_SETTINGS};
-use trove::shards::{shard_index, ShardSet, MIGRATOR};
+use trove::shards::{shard_index, MIGRATOR};
 use trove::Engine;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef";
@@ -47,7 +47,8 @@ fn test_root() -> PathBuf {
 
 /// Starts a throwaway cluster under this process's temp dir and registers it for cleanup.
 pub fn start_cluster(name: &str) -> Cluster {
-    raise_fd_limit();
+    // 1,000 concurrent requests need ~2,000 sockets in one process (client and server).
+    trove::app::raise_fd_limit();
     let first = STARTED.get().is_none();
     let list = STARTED.get_or_init(|| Mutex::new(Vec::new()));
     if first {
@@ -71,11 +72,6 @@ pub fn start_cluster(name: &str) -> Cluster {
         .expect("start a private PostgreSQL");
     started.push(cluster.clone());
     cluster
-}
-
-/// 1,000 concurrent requests need ~2,000 sockets in one process (client and server).
-fn raise_fd_limit() {
-    trove::api::raise_fd_limit();
 }
 
 async fn pg() -> &'static TestPg {
@@ -148,7 +144,7 @@ pub struct TestApp {
     pub base: String,
     /// `http://…` of the `TROVE_METRICS_LISTEN` listener, when configured.
     pub ops_base: Option<String>,
-    pub realtime: trove::realtime::Realtime,
+    pub realtime: trove::api::Realtime,
     pub client: reqwest::Client,
     pub engine: Engine,
     pub keys: JwtKeys,
@@ -174,7 +170,7 @@ pub async fn spawn_app_on(shard_urls: Vec<String>) -> TestApp {
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let shard_urls = config.shards.clone();
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let engine = Engine::new(ShardSet::new(&config).expect("shards"));
+    let engine = trove::app::engine(&config).expect("shards");
     let app = Application::bind(&config, engine.clone(), keys.clone())
         .await
         .expect("bind");

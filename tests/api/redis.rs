@@ -458,12 +458,10 @@ async fn anon(app: &TestApp, forwarded: &str) -> StatusCode {
 
 /// A rebuild that runs only the library call, on its own Redis pool (another instance).
 fn rebuilder(config: &Config) -> Leaderboards {
-    let redis = Redis::from_config(config)
-        .expect("redis config")
-        .expect("redis url");
+    let redis = Redis::new(&config.redis().expect("redis url")).expect("redis config");
     Leaderboards::new(
         redis,
-        ShardSet::new(config).expect("shards"),
+        ShardSet::new(&config.shards()).expect("shards"),
         RarityScores::default(),
         Duration::from_secs(3600),
     )

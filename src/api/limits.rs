@@ -1,0 +1,79 @@
+//! The rate-limit layer: each router group names its class (claims, reads, WebSocket
+//! connects), and the caller the authentication layer verified picks the bucket: a player's
+//! own, none for admins (trusted back ends), or the client IP's for requests without a valid
+//! token.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Auth;
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::Role;
+use crate::error::Error;
+use crate::ratelimit::Class;
+
+/// The state of one group's rate-limit layer.
+#[derive(Clone)]
+pub struct Limit {
+    pub state: AppState,
+    pub class: Class,
+    /// `TROVE_TRUST_FORWARDED_FOR`: the client IP is the last X-Forwarded-For hop.
+    pub trust_forwarded_for: bool,
+}
+
+/// Middleware: takes one token from the caller's bucket of the group's class before the
+/// handler runs; 429 (or 503 when failing closed) otherwise.
+pub async fn limit(State(limit): State<Limit>, req: Request, next: Next) -> Response {
+    let (class, subject) = match req.extensions().get::<Auth>() {
+        Some(Auth::Caller(c)) if c.role == Role::Admin => return next.run(req).await,
+        Some(Auth::Caller(c)) => (limit.class, c.player.clone()),
+        _ => (
+            Class::Anon,
+            format!("ip:{}", client_ip(&req, limit.trust_forwarded_for)),
+        ),
+    };
+    let state = &limit.state;
+    match state.limiter.check(class, &subject).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            if class == Class::Claims && matches!(e, Error::RateLimited { .. }) {
+                // Count the refused claim on its zone's shard.
+                let (mut parts, _) = req.into_parts();
+                let params = RawPathParams::from_request_parts(&mut parts, &()).await;
+                let zone = params
+                    .ok()
+                    .and_then(|p| {
+                        p.iter()
+                            .find(|(k, _)| *k == "zone")
+                            .map(|(_, v)| v.to_owned())
+                    })
+                    .unwrap_or_default();
+                let shard = state.engine.shards.for_zone(&zone).index;
+                state.metrics.claim("rate_limited", shard, None, false);
+            }
+            ApiError::from(e).into_response()
+        }
+    }
+}
+
+/// The caller's address: the TCP peer, or behind a trusted proxy the last X-Forwarded-For
+/// entry (the one that proxy appended; earlier entries are the client's to invent).
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+        .flatten()
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok());
+    let peer = || {
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip())
+    };
+    forwarded
+        .or_else(peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}

@@ -1,0 +1,93 @@
+//! `GET /v1/ws`: the WebSocket upgrade. The connection itself is a `realtime` session; this
+//! edge checks the caller and the connection cap, sets the socket's limits, and adapts axum's
+//! socket to the session's own frames (protocol: `realtime::protocol`, README "Realtime").
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ApiError;
+use super::openapi::ErrorBody;
+use super::AppState;
+use crate::auth::Caller;
+use crate::realtime::{Incoming, Outgoing};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
+/// Upgrade to a WebSocket that streams chest changes of the zones the client subscribes to
+/// (protocol: README, "Realtime"). Browsers, which cannot set headers on WebSockets, pass the
+/// token as `?token=`.
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime",
+    params(("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 405, description = "Not a GET", body = ErrorBody),
+        (status = 426, description = "`websocket_upgrade_required`: not a WebSocket handshake", body = ErrorBody),
+        (status = 503, description = "`too_many_connections` on this instance", body = ErrorBody),
+    ))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws =
+        ws.map_err(|e| ApiError::http(e.status(), "websocket_upgrade_required", e.body_text()))?;
+    let rt = state.realtime;
+    let permit = rt.admit().ok_or_else(|| {
+        ApiError::http(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "this instance is at TROVE_WS_MAX_CONNECTIONS",
+        )
+    })?;
+    let max = rt.max_message();
+    Ok(ws
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            let sink = sink.with(|out| std::future::ready(Ok::<_, axum::Error>(to_axum(out))));
+            let stream = stream.map(from_axum);
+            rt.serve(permit, sink, stream).await;
+        }))
+}
+
+/// A session's frame as axum's message; the text is handed over as it is (no copy).
+fn to_axum(out: Outgoing<Utf8Bytes>) -> Message {
+    match out {
+        Outgoing::Text(text) => Message::Text(text),
+        Outgoing::Ping => Message::Ping(Default::default()),
+        Outgoing::Close { code, reason } => Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })),
+    }
+}
+
+/// What the client sent, as the session's frame.
+fn from_axum(frame: Result<Message, axum::Error>) -> Incoming<Utf8Bytes> {
+    match frame {
+        Ok(Message::Text(text)) => Incoming::Text(text),
+        Ok(Message::Binary(_)) => Incoming::Binary,
+        Ok(Message::Close(_)) => Incoming::Closed,
+        Ok(Message::Ping(_) | Message::Pong(_)) => Incoming::Heartbeat,
+        Err(e) => {
+            // tungstenite reports "Space limit exceeded: Message too long".
+            let text = e.to_string().to_lowercase();
+            if text.contains("too long") || text.contains("limit exceeded") {
+                Incoming::TooBig
+            } else {
+                Incoming::Failed
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Storing and reading loot table versions. A table lives on its home shard, which numbers
+//! its versions; every version is kept (immutable), so any claim's draw can be replayed with
+//! the version its chest was spawned with. Spawns copy the version they use to the zone's
+//! shard, so a claim never reads another shard.
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::loot::{LootTable, LootTableSpec};
+use crate::names::validate_table_name;
+
+impl Engine {
+    /// Stores `spec` as the next version of `name` on the table's home shard and returns that
+    /// version. Putting the same content as the latest version returns it unchanged, so the
+    /// PUT is idempotent. Chests keep the version they were spawned with.
+    pub async fn put_loot_table(&self, name: &str, spec: &LootTableSpec) -> Result<i32> {
+        validate_table_name(name)?;
+        spec.validate()?;
+        let shard = self.shards.for_loot_table(name);
+        let pool = shard.pool()?;
+        let entries =
+            serde_json::to_value(&spec.entries).map_err(|e| Error::Internal(e.to_string()))?;
+        let stored: Result<i32, sqlx::Error> = async {
+            let mut tx = pool.begin().await?;
+            sqlx::query_file!("sql/loot_table_lock.sql", name)
+                .execute(&mut *tx)
+                .await?;
+            let latest = sqlx::query_file!("sql/loot_table_latest.sql", name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let version = match latest {
+                Some(l) if l.entries == entries && l.rolls == i16::from(spec.rolls) => l.version,
+                latest => {
+                    let version = latest.map_or(1, |l| l.version + 1);
+                    sqlx::query_file_scalar!(
+                        "sql/loot_table_insert.sql",
+                        name,
+                        version,
+                        entries,
+                        i16::from(spec.rolls)
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    version
+                }
+            };
+            tx.commit().await?;
+            Ok(version)
+        }
+        .await;
+        stored.map_err(|e| shard.db_error(e))
+    }
+
+    /// The newest version of a loot table, read from its home shard.
+    pub async fn latest_loot_table(&self, name: &str) -> Result<LootTable> {
+        self.loot_table(name, None).await
+    }
+
+    /// One version of a loot table (the newest when `version` is None), from its home shard,
+    /// which keeps every version: replaying an old claim needs the one its chest kept.
+    pub async fn loot_table(&self, name: &str, version: Option<i32>) -> Result<LootTable> {
+        validate_table_name(name)?;
+        let shard = self.shards.for_loot_table(name);
+        let row = sqlx::query_file!("sql/loot_table_version.sql", name, version)
+            .fetch_optional(&mut *shard.acquire().await?)
+            .await
+            .map_err(|e| shard.db_error(e))?
+            .ok_or_else(|| match version {
+                Some(v) => Error::LootTableNotFound(format!("{name} version {v}")),
+                None => Error::LootTableNotFound(name.to_owned()),
+            })?;
+        LootTable::stored(row.id, row.name, row.version, row.entries, row.rolls)
+    }
+}

@@ -1,0 +1,115 @@
+//! The names Trove accepts from clients, each checked in one place: zones, loot tables,
+//! items, players and idempotency keys. A name that passes is safe in a Redis key, a log
+//! line and a draw's HMAC message (none holds a NUL, a space or a `/`).
+
+use crate::error::{Error, Result};
+
+/// Zone names: `^[a-z0-9][a-z0-9_.:-]{0,63}$`.
+pub fn validate_zone_name(zone: &str) -> Result<()> {
+    if valid_zone_name(zone) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_zone",
+            "zone names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
+        ))
+    }
+}
+
+fn valid_zone_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
+        })
+}
+
+/// Loot table names: the same alphabet as zone names.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    if valid_zone_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_loot_table_name",
+            "loot table names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
+        ))
+    }
+}
+
+/// Item names: 1-64 of `[A-Za-z0-9_.:-]`.
+pub fn valid_item_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Player ids: 1-64 of `[A-Za-z0-9_-]`.
+pub fn valid_player_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `valid_player_id` as the engine's error.
+pub fn validate_player_id(player: &str) -> Result<()> {
+    if valid_player_id(player) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_player",
+            "player ids are 1-64 of [A-Za-z0-9_-]",
+        ))
+    }
+}
+
+/// Idempotency keys: 1-255 printable ASCII characters, unique per player and zone.
+pub fn validate_idempotency_key(key: &str) -> Result<()> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_names() {
+        for ok in ["a", "meadow", "town:square", "0-zone_1.b", &"z".repeat(64)] {
+            assert!(validate_zone_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Meadow",
+            "-x",
+            "_x",
+            "a b",
+            "zöne",
+            &"z".repeat(65),
+            "a/b",
+        ] {
+            assert!(validate_zone_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(validate_idempotency_key("retry-1").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("has space").is_err());
+        assert!(validate_idempotency_key(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn players_and_items() {
+        assert!(valid_player_id("alice_01-x") && !valid_player_id("a.b") && !valid_player_id(""));
+        assert!(valid_item_name("gold.coin:1") && !valid_item_name("no spaces"));
+        assert!(validate_table_name("starter").is_ok() && validate_table_name("Bad").is_err());
+    }
+}

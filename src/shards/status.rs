@@ -1,0 +1,147 @@
+//! Migrations and the health of every shard: `trove migrate`, `trove shards` and `/readyz`.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+
+use super::ShardSet;
+use crate::error::{Error, Result};
+
+/// The schema every shard carries; also runnable with plain `sqlx migrate run`.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// One shard's part of `/readyz`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ShardReadiness {
+    pub shard: usize,
+    /// `up`, `down` or `not_migrated` (reachable but behind this binary's migrations).
+    pub status: &'static str,
+    pub migration_version: Option<i64>,
+    pub expected_version: i64,
+    pub error: Option<String>,
+}
+
+/// The newest migration this binary carries.
+pub fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// What `trove migrate` and `trove shards` report per shard.
+#[derive(Debug, serde::Serialize)]
+pub struct ShardStatus {
+    pub shard: usize,
+    pub url: String,
+    pub reachable: bool,
+    pub migration_version: Option<i64>,
+    pub zones: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl ShardSet {
+    /// Applies `migrations/` to every shard, in order; stops at the first failure.
+    pub async fn migrate(&self) -> Result<Vec<ShardStatus>> {
+        for shard in self.all() {
+            let pool = shard.current_pool();
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| Error::Internal(format!("migrating shard {}: {e}", shard.index)))?;
+        }
+        Ok(self.status().await)
+    }
+
+    /// Whether each shard answers (within `bound`) and carries every migration this binary
+    /// knows. Shards are asked at once; a shard already known to be down is not asked.
+    pub async fn readiness(&self, bound: Duration) -> Vec<ShardReadiness> {
+        let expected = latest_migration();
+        let checks = self.all().iter().map(|shard| async move {
+            let version = if shard.is_up() {
+                let ask = async {
+                    let mut conn = shard.acquire().await?;
+                    sqlx::query_file!("sql/shard_status.sql")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(|e| shard.db_error(e))
+                };
+                match tokio::time::timeout(bound, ask).await {
+                    Ok(Ok(row)) => Ok(row.version.unwrap_or(0)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {bound:?}")),
+                }
+            } else {
+                Err("shard is down".to_owned())
+            };
+            let (status, migration_version, error) = match version {
+                Ok(v) if v >= expected => ("up", Some(v), None),
+                Ok(v) => (
+                    "not_migrated",
+                    Some(v),
+                    Some("run `trove migrate`".to_owned()),
+                ),
+                Err(e) => ("down", None, Some(e)),
+            };
+            ShardReadiness {
+                shard: shard.index,
+                status,
+                migration_version,
+                expected_version: expected,
+                error,
+            }
+        });
+        futures_util::future::join_all(checks).await
+    }
+
+    /// Reachability, migration version and zone count of every shard.
+    pub async fn status(&self) -> Vec<ShardStatus> {
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.all() {
+            let pool = shard.current_pool();
+            let row = sqlx::query_file!("sql/shard_status.sql")
+                .fetch_one(&pool)
+                .await;
+            out.push(match row {
+                Ok(row) => ShardStatus {
+                    shard: shard.index,
+                    url: shard.display_url.clone(),
+                    reachable: true,
+                    migration_version: row.version,
+                    zones: Some(row.zones),
+                    error: None,
+                },
+                Err(e) => ShardStatus {
+                    shard: shard.index,
+                    url: shard.display_url.clone(),
+                    reachable: shard.ping().await,
+                    migration_version: None,
+                    zones: None,
+                    error: Some(e.to_string()),
+                },
+            });
+        }
+        out
+    }
+}
+
+/// `trove shards`: one line per shard, and how many are not ready (down or not migrated).
+pub fn report(statuses: &[ShardStatus]) -> (Vec<String>, usize) {
+    let mut down = 0;
+    let lines = statuses
+        .iter()
+        .map(|s| match (s.reachable, s.migration_version, s.zones) {
+            (true, Some(v), Some(z)) => {
+                format!("shard {} {}: up, migration {v}, {z} zones", s.shard, s.url)
+            }
+            (reachable, _, _) => {
+                down += 1;
+                let state = if reachable {
+                    "up, not migrated"
+                } else {
+                    "DOWN"
+                };
+                let why = s.error.as_deref().unwrap_or_default();
+                format!("shard {} {}: {state} ({why})", s.shard, s.url)
+            }
+        })
+        .collect();
+    (lines, down)
+}
