@@ -23,18 +23,10 @@ const SIZES: &[i64] = &[1_000, 100_000, 1_000_000];
 async fn main() {
     let claims = common::env_or("BENCH_CLAIMS", 4000);
     let concurrency = common::env_or("BENCH_CONCURRENCY", 8);
-    let (cluster, dir) = common::postgres("latency", 25400);
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(bench(
-        &cluster,
-        claims,
-        concurrency,
-    )))
+    common::with_postgres("latency", 25400, |cluster| async move {
+        bench(&cluster, claims, concurrency).await
+    })
     .await;
-    let _ = cluster.stop();
-    let _ = std::fs::remove_dir_all(&dir);
-    if outcome.is_err() {
-        std::process::exit(1);
-    }
 }
 
 async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {

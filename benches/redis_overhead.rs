@@ -19,18 +19,10 @@ use trove::Engine;
 async fn main() {
     let claims = common::env_or("BENCH_CLAIMS", 4000);
     let concurrency = common::env_or("BENCH_CONCURRENCY", 8);
-    let (cluster, dir) = common::postgres("redis", 25500);
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(bench(
-        &cluster,
-        claims,
-        concurrency,
-    )))
+    common::with_postgres("redis", 25500, |cluster| async move {
+        bench(&cluster, claims, concurrency).await
+    })
     .await;
-    let _ = cluster.stop();
-    let _ = std::fs::remove_dir_all(&dir);
-    if outcome.is_err() {
-        std::process::exit(1);
-    }
 }
 
 async fn serve(config: &Config, engine: Engine, keys: JwtKeys) -> String {
@@ -41,7 +33,7 @@ async fn serve(config: &Config, engine: Engine, keys: JwtKeys) -> String {
 }
 
 async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
-    let redis = common::RedisServer::start(26500).await;
+    let redis = common::redis(26500).await;
     cluster
         .create_database("trove", None)
         .await

@@ -27,6 +27,22 @@ pub fn engine(config: &Config) -> crate::Result<Engine> {
     ))
 }
 
+/// The leaderboards on `redis`, following `shards` (not started).
+pub fn leaderboards(config: &Config, redis: Redis, shards: ShardSet) -> Leaderboards {
+    let scores = config.rarity_scores.clone();
+    Leaderboards::new(redis, shards, scores, config.leaderboard_poll())
+}
+
+/// The HTTP layers of the `/v1` routes, from their `TROVE_*` settings.
+fn http_settings(config: &Config) -> crate::api::Settings {
+    crate::api::Settings {
+        body_limit: config.body_limit,
+        request_timeout: config.request_timeout(),
+        max_concurrent_requests: config.max_concurrent_requests.max(1),
+        trust_forwarded_for: config.trust_forwarded_for,
+    }
+}
+
 /// A bound, not yet serving, HTTP server (with its realtime service already following the
 /// shards).
 pub struct Application {
@@ -45,6 +61,7 @@ impl Application {
     /// Binds `config.listen` (port 0 picks a free port), builds every service from its own
     /// settings and starts the followers (realtime, leaderboards).
     pub async fn bind(config: &Config, engine: Engine, keys: JwtKeys) -> std::io::Result<Self> {
+        raise_fd_limit();
         let listener = TcpListener::bind(config.listen).await?;
         let ops_listener = match config.metrics_listen {
             Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -60,12 +77,7 @@ impl Application {
             }
         };
         let leaderboards = redis.clone().map(|r| {
-            let boards = Leaderboards::new(
-                r,
-                engine.shards.clone(),
-                config.rarity_scores.clone(),
-                config.leaderboard_poll(),
-            );
+            let boards = leaderboards(config, r, engine.shards.clone());
             boards.start(watch.clone());
             boards
         });
@@ -89,7 +101,7 @@ impl Application {
             listener,
             ops: ops_listener.map(|l| (l, ops_router(state.clone()))),
             send_buffer: config.tcp_send_buffer,
-            router: router(state, &config.http()),
+            router: router(state, &http_settings(config)),
             realtime,
             metrics,
             shutdown,

@@ -1,6 +1,9 @@
 //! Bearer tokens: compact JWTs signed with HS256 (`TROVE_JWT_SECRET`). Only HS256 is accepted
 //! (never `none`), the signature is compared in constant time, and `exp` is required.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -63,6 +66,9 @@ impl Caller {
 #[derive(Clone)]
 pub struct JwtKeys {
     secret: Vec<u8>,
+    /// Tokens verified with these keys (and their clones), for
+    /// `trove_token_verifications_total`: one per request that sent a token.
+    verified: Arc<AtomicU64>,
 }
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -79,6 +85,7 @@ impl JwtKeys {
         }
         Ok(JwtKeys {
             secret: secret.to_vec(),
+            verified: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -109,8 +116,14 @@ impl JwtKeys {
         Ok(format!("{signing_input}.{sig}"))
     }
 
+    /// Tokens verified so far (valid or not) with these keys and their clones.
+    pub fn verifications(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+
     /// Verifies a token and returns its caller.
     pub fn verify(&self, token: &str) -> Result<Caller> {
+        self.verified.fetch_add(1, Ordering::Relaxed);
         let bad = |why: &str| Error::unauthorized("invalid_token", why.to_owned());
         let (signing_input, sig) = token
             .rsplit_once('.')
@@ -151,6 +164,30 @@ impl JwtKeys {
             player: claims.sub,
             role: claims.role,
         })
+    }
+}
+
+/// `trove token`: a bearer token for a player (or an admin).
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    #[arg(long)]
+    player: String,
+    /// Give the token the admin role.
+    #[arg(long)]
+    admin: bool,
+    /// Lifetime: 30s, 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+}
+
+impl TokenArgs {
+    pub fn issue(&self, keys: &JwtKeys) -> Result<String> {
+        let role = if self.admin {
+            Role::Admin
+        } else {
+            Role::Player
+        };
+        keys.issue(&self.player, role, parse_ttl(&self.ttl)?)
     }
 }
 

@@ -322,6 +322,17 @@ impl Config {
         }
     }
 
+    /// The token keys (`TROVE_JWT_SECRET`).
+    pub fn jwt_keys(&self) -> crate::Result<crate::auth::JwtKeys> {
+        let secret = self.jwt_secret.as_deref().ok_or_else(|| {
+            crate::Error::invalid(
+                "invalid_config",
+                "TROVE_JWT_SECRET is required when TROVE_SHARDS is set",
+            )
+        })?;
+        crate::auth::JwtKeys::new(secret.as_bytes())
+    }
+
     /// The shards' pools (`TROVE_SHARDS`, `TROVE_DB_*`).
     pub fn shards(&self) -> crate::shards::Settings {
         crate::shards::Settings {
@@ -379,16 +390,6 @@ impl Config {
             write_timeout: Duration::from_millis(self.ws_write_timeout_ms.max(1)),
             replay_window: self.replay_window.max(1),
             max_replays: self.ws_max_replays.max(1),
-        }
-    }
-
-    /// The HTTP layers of the `/v1` routes.
-    pub fn http(&self) -> crate::api::Settings {
-        crate::api::Settings {
-            body_limit: self.body_limit,
-            request_timeout: self.request_timeout(),
-            max_concurrent_requests: self.max_concurrent_requests.max(1),
-            trust_forwarded_for: self.trust_forwarded_for,
         }
     }
 }

@@ -4,9 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use trove::app::{self, Application};
-use trove::auth::{parse_ttl, JwtKeys, Role};
 use trove::config::Config;
-use trove::leaderboards::Leaderboards;
 use trove::local::LocalStack;
 use trove::redis_client::Redis;
 use trove::shards::ShardSet;
@@ -34,16 +32,7 @@ enum Command {
     /// Show each shard's reachability, migration version and zone count.
     Shards,
     /// Print a bearer token.
-    Token {
-        #[arg(long)]
-        player: String,
-        /// Give the token the admin role.
-        #[arg(long)]
-        admin: bool,
-        /// Lifetime: 30s, 15m, 1h, 7d.
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-    },
+    Token(trove::auth::TokenArgs),
     /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
     Verify { zone: String },
     /// Print the OpenAPI 3 description of the HTTP API (as served at /openapi.json).
@@ -66,16 +55,14 @@ enum BoardAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli {
-        mut config,
-        command,
-    } = Cli::parse();
+    let cli = Cli::parse();
+    let mut config = cli.config;
     app::init_logging(config.log_format);
     let data_dir = config
         .data_dir
         .clone()
         .unwrap_or_else(trove::local::default_data_dir);
-    match command.unwrap_or(Command::Serve) {
+    match cli.command.unwrap_or(Command::Serve) {
         // Neither needs a shard: answered before any local stack would start.
         Command::Openapi => println!("{}", trove::api::openapi().to_pretty_json()?),
         Command::Probe(args) => {
@@ -105,17 +92,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> anyhow::Result<()> {
-    let keys = || -> anyhow::Result<JwtKeys> {
-        let secret = config.jwt_secret.as_deref();
-        let secret = secret.context("TROVE_JWT_SECRET is required when TROVE_SHARDS is set")?;
-        Ok(JwtKeys::new(secret.as_bytes())?)
-    };
     let shards = ShardSet::new(&config.shards())?;
     match command {
-        Command::Token { player, admin, ttl } => {
-            let role = if admin { Role::Admin } else { Role::Player };
-            println!("{}", keys()?.issue(&player, role, parse_ttl(&ttl)?)?);
-        }
+        Command::Token(args) => println!("{}", args.issue(&config.jwt_keys()?)?),
         Command::Migrate => {
             for s in shards.migrate().await? {
                 let version = s.migration_version.unwrap_or(0);
@@ -140,25 +119,14 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
         Command::Leaderboards {
             action: BoardAction::Rebuild,
         } => {
-            let settings = config
+            let redis = config
                 .redis()
                 .context("TROVE_REDIS_URL is required for leaderboards")?;
-            let scores = config.rarity_scores.clone();
-            let boards = Leaderboards::new(
-                Redis::new(&settings)?,
-                shards,
-                scores,
-                config.leaderboard_poll(),
-            );
-            let r = boards.rebuild().await?;
-            println!(
-                "rebuilt leaderboards from {} shard(s): {} (zone, player) rows over {} zones",
-                r.shards, r.rows, r.zones
-            );
+            let boards = app::leaderboards(config, Redis::new(&redis)?, shards);
+            println!("{}", boards.rebuild().await?);
         }
         Command::Serve => {
-            app::raise_fd_limit();
-            let (keys, engine) = (keys()?, Engine::new(shards, config.batching()));
+            let (keys, engine) = (config.jwt_keys()?, Engine::new(shards, config.batching()));
             if let Some(stack) = local {
                 stack
                     .welcome(&engine, &keys)

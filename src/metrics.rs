@@ -53,9 +53,6 @@ pub struct Series {
     /// `trove_realtime_listener_reconnects_total{shard}`: ledger tails that lost their
     /// connection and reconnected.
     pub listener_reconnects: IntCounterVec,
-    /// `trove_token_verifications_total{result}`: bearer tokens checked (`ok` or `rejected`),
-    /// one per request that sent one.
-    pub token_verifications: IntCounterVec,
 }
 
 impl Deref for Metrics {
@@ -130,11 +127,6 @@ impl Metrics {
             "Times a shard's ledger tail lost its connection and reconnected.",
             &["shard"],
         )?;
-        let token_verifications = counter(
-            "trove_token_verifications_total",
-            "Bearer tokens verified, by result (ok or rejected).",
-            &["result"],
-        )?;
         Ok(Metrics(Arc::new(Series {
             registry,
             claims,
@@ -146,7 +138,6 @@ impl Metrics {
             ws_lagged,
             ws_closed,
             listener_reconnects,
-            token_verifications,
         })))
     }
 

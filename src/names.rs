@@ -4,16 +4,17 @@
 
 use crate::error::{Error, Result};
 
+/// `Ok` when `valid`, else the bad-input error `code`.
+fn check(valid: bool, code: &'static str, message: &'static str) -> Result<()> {
+    valid
+        .then_some(())
+        .ok_or_else(|| Error::invalid(code, message))
+}
+
 /// Zone names: `^[a-z0-9][a-z0-9_.:-]{0,63}$`.
 pub fn validate_zone_name(zone: &str) -> Result<()> {
-    if valid_zone_name(zone) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "invalid_zone",
-            "zone names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
-        ))
-    }
+    let message = "zone names match ^[a-z0-9][a-z0-9_.:-]{0,63}$";
+    check(valid_zone_name(zone), "invalid_zone", message)
 }
 
 fn valid_zone_name(name: &str) -> bool {
@@ -27,14 +28,8 @@ fn valid_zone_name(name: &str) -> bool {
 
 /// Loot table names: the same alphabet as zone names.
 pub fn validate_table_name(name: &str) -> Result<()> {
-    if valid_zone_name(name) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "invalid_loot_table_name",
-            "loot table names match ^[a-z0-9][a-z0-9_.:-]{0,63}$",
-        ))
-    }
+    let message = "loot table names match ^[a-z0-9][a-z0-9_.:-]{0,63}$";
+    check(valid_zone_name(name), "invalid_loot_table_name", message)
 }
 
 /// Item names: 1-64 of `[A-Za-z0-9_.:-]`.
@@ -53,26 +48,15 @@ pub fn valid_player_id(s: &str) -> bool {
 
 /// `valid_player_id` as the engine's error.
 pub fn validate_player_id(player: &str) -> Result<()> {
-    if valid_player_id(player) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "invalid_player",
-            "player ids are 1-64 of [A-Za-z0-9_-]",
-        ))
-    }
+    let message = "player ids are 1-64 of [A-Za-z0-9_-]";
+    check(valid_player_id(player), "invalid_player", message)
 }
 
 /// Idempotency keys: 1-255 printable ASCII characters, unique per player and zone.
 pub fn validate_idempotency_key(key: &str) -> Result<()> {
-    if (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-255 printable ASCII characters",
-        ))
-    }
+    let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    let message = "Idempotency-Key must be 1-255 printable ASCII characters";
+    check(valid, "invalid_idempotency_key", message)
 }
 
 #[cfg(test)]

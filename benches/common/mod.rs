@@ -37,52 +37,27 @@ pub fn postgres(name: &str, first_port: u16) -> (Cluster, std::path::PathBuf) {
     (cluster, dir)
 }
 
-/// A private redis-server, killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: std::process::Child,
+/// A private redis-server on the first free port from `port`, killed on drop.
+pub async fn redis(port: u16) -> trove::local::RedisServer {
+    trove::local::RedisServer::start(port)
+        .await
+        .expect("start redis-server")
 }
 
-impl RedisServer {
-    pub async fn start(port: u16) -> RedisServer {
-        let port = trove::local::free_port(port);
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        // Owned at once, so every path (a panic too) kills and reaps it.
-        let server = RedisServer { port, child };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Runs `bench` against a durable private PostgreSQL (`postgres`), which is stopped and
+/// removed afterwards, also when the benchmark panics (then the exit code is 1).
+pub async fn with_postgres<F, Fut>(name: &str, first_port: u16, bench: F)
+where
+    F: FnOnce(Cluster) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (cluster, dir) = postgres(name, first_port);
+    let run = std::panic::AssertUnwindSafe(bench(cluster.clone()));
+    let outcome = futures::FutureExt::catch_unwind(run).await;
+    let _ = cluster.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    if outcome.is_err() {
+        std::process::exit(1);
     }
 }
 

@@ -1,9 +1,13 @@
 //! The slice of Trove's HTTP API the load tool drives, as an external client would.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+
+/// How long one page of a ledger read-back may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A keep-alive HTTP client bound to one Trove with an admin token.
 #[derive(Clone)]
@@ -132,28 +136,11 @@ impl Api {
         Ok(status)
     }
 
-    /// Every opened chest of a zone and who opened it, read back through the API.
-    pub async fn opened_chests(&self, zone: &str) -> Result<HashMap<i64, String>> {
-        let mut out = HashMap::new();
-        let mut after = 0i64;
-        loop {
-            let req = self.http.get(format!(
-                "{}/v1/zones/{zone}/chests?state=opened&limit=1000&after={after}",
-                self.base
-            ));
-            let page = self
-                .admin_json(&format!("opened chests of {zone}"), req)
-                .await?;
-            for c in page["chests"].as_array().into_iter().flatten() {
-                if let (Some(id), Some(by)) = (c["chest_id"].as_i64(), c["opened_by"].as_str()) {
-                    out.insert(id, by.to_owned());
-                }
-            }
-            match page["next"].as_i64() {
-                Some(next) if next > after => after = next,
-                _ => return Ok(out),
-            }
-        }
+    /// Every opened chest of a zone and who opened it, read back through the API (the
+    /// fairness probe's reader).
+    pub async fn opened_chests(&self, zone: &str) -> Result<BTreeMap<i64, String>> {
+        let reader = trove::probe::Client::new(&self.base, &self.admin_token, READ_TIMEOUT)?;
+        Ok(reader.opened_chests(zone).await?)
     }
 }
 

@@ -22,14 +22,21 @@ use crate::stats;
 
 /// The claim statement Trove runs, byte for byte.
 const CLAIM_SQL: &str = include_str!("../../sql/claim.sql");
+/// The designs Trove replaces: each file picks a chest, `naive_open.sql` opens it.
 const NAIVE: [(&str, &str); 2] = [
     (
         "ORDER BY random()",
-        include_str!("../sql/naive_order_by_random.sql"),
+        concat!(
+            include_str!("../sql/naive_order_by_random.sql"),
+            include_str!("../sql/naive_open.sql")
+        ),
     ),
     (
         "count + OFFSET",
-        include_str!("../sql/naive_count_offset.sql"),
+        concat!(
+            include_str!("../sql/naive_count_offset.sql"),
+            include_str!("../sql/naive_open.sql")
+        ),
     ),
 ];
 

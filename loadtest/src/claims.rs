@@ -3,7 +3,7 @@
 //! fixed schedule at `rate` per second; latency counts from the scheduled time, so a stall
 //! shows up in the figures instead of silently lowering the load).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,7 +213,7 @@ pub struct Verdict {
 
 /// Reads every zone's opened chests back and checks each acknowledged claim is there.
 pub async fn verify(api: &Api, zones: &[String], acks: &[Ack]) -> anyhow::Result<Verdict> {
-    let mut ledger: Vec<HashMap<i64, String>> = Vec::with_capacity(zones.len());
+    let mut ledger: Vec<BTreeMap<i64, String>> = Vec::with_capacity(zones.len());
     for chunk in zones.chunks(8) {
         let reads = chunk.iter().map(|z| api.opened_chests(z));
         for r in futures_util::future::join_all(reads).await {

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use super::error::ApiError;
 use crate::auth::{Caller, JwtKeys};
 use crate::error::Error;
-use crate::metrics::Metrics;
 
 /// Where a router group takes its token from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +40,6 @@ pub enum Auth {
 #[derive(Clone)]
 pub struct Authenticator {
     pub keys: JwtKeys,
-    pub metrics: Metrics,
     pub sources: TokenSources,
 }
 
@@ -83,22 +81,14 @@ pub async fn authenticate(
             code: "invalid_token",
             message: "Authorization must be Bearer <token>".into(),
         },
-        Some(Ok(token)) => {
-            let verified = auth.keys.verify(&token);
-            let result = if verified.is_ok() { "ok" } else { "rejected" };
-            auth.metrics
-                .token_verifications
-                .with_label_values(&[result])
-                .inc();
-            match verified {
-                Ok(caller) => Auth::Caller(caller),
-                Err(Error::Unauthorized { code, message }) => Auth::Rejected { code, message },
-                Err(e) => Auth::Rejected {
-                    code: "invalid_token",
-                    message: e.to_string(),
-                },
-            }
-        }
+        Some(Ok(token)) => match auth.keys.verify(&token) {
+            Ok(caller) => Auth::Caller(caller),
+            Err(Error::Unauthorized { code, message }) => Auth::Rejected { code, message },
+            Err(e) => Auth::Rejected {
+                code: "invalid_token",
+                message: e.to_string(),
+            },
+        },
     };
     req.extensions_mut().insert(found);
     // The handler's "missing token" hint names where this group takes tokens from.

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::leaderboards::{Board, Entry, Leaderboards, PlayerStanding};
-use crate::names::valid_player_id;
+use crate::names::validate_player_id;
 use crate::names::validate_zone_name;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -119,12 +119,7 @@ async fn standing(
     Query(q): Query<StandingQuery>,
 ) -> Result<axum::Json<PlayerStanding>, ApiError> {
     let board = Board::parse(&board)?;
-    if !valid_player_id(&player) {
-        return Err(ApiError::bad_request(
-            "invalid_player",
-            "player ids are 1-64 of [A-Za-z0-9_-]",
-        ));
-    }
+    validate_player_id(&player)?;
     Ok(axum::Json(
         boards(&state)?
             .standing(board, zone(&q.zone)?, &player)

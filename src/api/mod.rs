@@ -123,7 +123,6 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         };
         let authenticator = auth::Authenticator {
             keys: state.keys.clone(),
-            metrics: state.metrics.clone(),
             sources,
         };
         router

@@ -171,6 +171,11 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
         state.limiter.refused_closed.load(Ordering::Relaxed),
     )?;
     s.counter(
+        "trove_token_verifications_total",
+        "Bearer tokens verified (valid or not): one per request that sent a token.",
+        state.keys.verifications(),
+    )?;
+    s.counter(
         "trove_rate_limited_total",
         "Requests refused with 429 rate_limited.",
         state.limiter.limited.load(Ordering::Relaxed),

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,6 +21,16 @@ pub struct RebuildReport {
     pub shards: usize,
     pub rows: u64,
     pub zones: usize,
+}
+
+impl fmt::Display for RebuildReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rebuilt leaderboards from {} shard(s): {} (zone, player) rows over {} zones",
+            self.shards, self.rows, self.zones
+        )
+    }
 }
 
 impl Leaderboards {

@@ -151,24 +151,17 @@ impl Client {
         }
     }
 
-    /// The zone as the API reports it: totals, who opened which chest, and each given
-    /// player's claims in the zone.
-    pub async fn ledger(&self, zone: &str, players: &[String]) -> Result<Ledger, ProbeError> {
-        let (_, z) = self
-            .json(
-                &format!("GET zone {zone}"),
-                self.http.get(self.url(&format!("/v1/zones/{zone}"))),
-            )
-            .await?;
+    /// Every opened chest of a zone and who opened it (`GET …/chests?state=opened`, page by
+    /// page). The load tool reads its ledger back with this too.
+    pub async fn opened_chests(&self, zone: &str) -> Result<BTreeMap<i64, String>, ProbeError> {
         let mut opened_by = BTreeMap::new();
         let mut after = 0i64;
         loop {
+            let path = format!("/v1/zones/{zone}/chests?state=opened&limit=1000&after={after}");
             let (_, page) = self
                 .json(
                     &format!("GET opened chests of {zone}"),
-                    self.http.get(self.url(&format!(
-                        "/v1/zones/{zone}/chests?state=opened&limit=1000&after={after}"
-                    ))),
+                    self.http.get(self.url(&path)),
                 )
                 .await?;
             for c in page["chests"].as_array().into_iter().flatten() {
@@ -178,9 +171,21 @@ impl Client {
             }
             match page["next"].as_i64() {
                 Some(next) if next > after => after = next,
-                _ => break,
+                _ => return Ok(opened_by),
             }
         }
+    }
+
+    /// The zone as the API reports it: totals, who opened which chest, and each given
+    /// player's claims in the zone.
+    pub async fn ledger(&self, zone: &str, players: &[String]) -> Result<Ledger, ProbeError> {
+        let (_, z) = self
+            .json(
+                &format!("GET zone {zone}"),
+                self.http.get(self.url(&format!("/v1/zones/{zone}"))),
+            )
+            .await?;
+        let opened_by = self.opened_chests(zone).await?;
         let mut histories = std::collections::HashMap::new();
         // A few at a time: the probe must not become the load it measures.
         for chunk in players.chunks(16) {

@@ -399,7 +399,7 @@ impl TestApp {
 /// survives without Redis).
 pub struct RedisServer {
     pub port: u16,
-    child: Option<std::process::Child>,
+    server: trove::local::RedisServer,
 }
 
 impl RedisServer {
@@ -414,45 +414,21 @@ impl RedisServer {
             *last = trove::local::free_port(from);
             *last
         };
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
+        let server = trove::local::RedisServer::start(port)
+            .await
             .expect("start redis-server (apt-get install redis-server)");
-        let server = RedisServer {
-            port,
-            child: Some(child),
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        RedisServer {
+            port: server.port,
+            server,
         }
-        panic!("redis-server did not start on {port}");
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.server.stop();
     }
 
     /// Runs one command with redis-cli-like raw protocol (FLUSHALL, DBSIZE …).
@@ -469,11 +445,5 @@ impl RedisServer {
         let mut buf = vec![0u8; 4096];
         let n = s.read(&mut buf).await.expect("redis read");
         String::from_utf8_lossy(&buf[..n]).trim().to_owned()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

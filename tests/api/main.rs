@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod auth;
 mod bad_input;
 mod claims;
 mod cli;
 mod fairness;
+mod layers;
 mod ops;
 mod probe;
 mod realtime;

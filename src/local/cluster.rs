@@ -1,42 +1,12 @@
-//! The zero-setup local stack: private PostgreSQL clusters started from the machine's
-//! installed binaries (as the `postgres` user when Trove runs as root, since PostgreSQL refuses
-//! to run as root), kept in a data dir that survives restarts, plus a seeded demo world.
-//! Tests and benchmarks use the same code for their throwaway clusters.
+//! Private PostgreSQL clusters, started from the machine's installed binaries as the
+//! `postgres` user when Trove runs as root (PostgreSQL refuses to run as root).
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::auth::{JwtKeys, Role};
-use crate::engine::Engine;
-use crate::loot::{LootEntry, LootTableSpec, Rarity};
-
-#[derive(Debug, thiserror::Error)]
-pub enum LocalError {
-    #[error(
-        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under \
-         /usr/lib/postgresql/*/bin. Install them (Debian: `apt-get install -y postgresql`) \
-         or point TROVE_SHARDS at running PostgreSQL servers."
-    )]
-    MissingBinaries,
-    #[error("running as root, but there is no `postgres` user to run PostgreSQL as (install the postgresql package, or run Trove as a normal user)")]
-    NoPostgresUser,
-    #[error("`{command}` failed ({status}): {output}")]
-    Command {
-        command: String,
-        status: String,
-        output: String,
-    },
-    #[error("{0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("seeding the demo world: {0}")]
-    Seed(#[from] crate::error::Error),
-}
-
-type Result<T> = std::result::Result<T, LocalError>;
+use super::{LocalError, Result};
 
 /// Where `initdb` and `pg_ctl` live.
 #[derive(Debug, Clone)]
@@ -71,7 +41,7 @@ impl PgBinaries {
     }
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -288,153 +258,4 @@ pub fn free_port(from: u16) -> u16 {
     (from..u16::MAX)
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
         .unwrap_or(from)
-}
-
-/// The local stack's default data dir.
-pub fn default_data_dir() -> PathBuf {
-    if is_root() {
-        return PathBuf::from("/var/lib/trove");
-    }
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(xdg).join("trove");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/trove")
-}
-
-/// A running local stack: two shard clusters and the token secret.
-pub struct LocalStack {
-    pub clusters: Vec<Cluster>,
-    pub shard_urls: Vec<String>,
-    pub jwt_secret: String,
-    pub data_dir: PathBuf,
-}
-
-/// Number of shards the local stack runs.
-pub const LOCAL_SHARDS: usize = 2;
-
-impl LocalStack {
-    /// Starts (initialising on first use) the local shards in `data_dir`.
-    pub async fn start(data_dir: &Path) -> Result<LocalStack> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| LocalError::Io(format!("creating {}", data_dir.display()), e))?;
-        let mut clusters = Vec::new();
-        let mut shard_urls = Vec::new();
-        for i in 0..LOCAL_SHARDS {
-            let cluster = Cluster::ensure(
-                &data_dir.join(format!("shard{i}")),
-                54330 + 10 * i as u16,
-                &[],
-            )?;
-            cluster.create_database("trove", None).await?;
-            shard_urls.push(cluster.url("trove"));
-            clusters.push(cluster);
-        }
-        let jwt_secret = secret_in(data_dir)?;
-        Ok(LocalStack {
-            clusters,
-            shard_urls,
-            jwt_secret,
-            data_dir: data_dir.to_owned(),
-        })
-    }
-
-    /// Makes the stack ready to serve: migrates its shards, seeds the demo world once, and
-    /// prints where everything is, with a demo player token and an admin token.
-    pub async fn welcome(&self, engine: &Engine, keys: &JwtKeys) -> Result<()> {
-        engine.shards.migrate().await?;
-        seed_demo(engine).await?;
-        let player = keys.issue("demo-player", Role::Player, 7 * 86400)?;
-        let admin = keys.issue("demo-admin", Role::Admin, 7 * 86400)?;
-        println!(
-            "Local stack in {} (Ctrl-C stops Trove and its PostgreSQL):",
-            self.data_dir.display()
-        );
-        for (i, url) in self.shard_urls.iter().enumerate() {
-            println!("  shard {i}: {url}");
-        }
-        let zones: Vec<&str> = DEMO_ZONES.iter().map(|(z, _)| *z).collect();
-        println!("  demo zones: {} (loot table `starter`)", zones.join(", "));
-        println!("  player token: {player}");
-        println!("  admin token:  {admin}");
-        Ok(())
-    }
-
-    /// Stops the clusters this stack started (not ones another Trove process runs).
-    pub fn stop(&self) {
-        for c in self.clusters.iter().filter(|c| c.started_here) {
-            if let Err(e) = c.stop() {
-                tracing::warn!(error = %e, "stopping local PostgreSQL");
-            }
-        }
-    }
-}
-
-/// The local stack's token secret, if its data dir has one (for tools that talk to a running
-/// local Trove, like `trove probe`).
-pub fn read_secret(data_dir: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(data_dir.join("jwt-secret")).ok()?;
-    let s = s.trim();
-    (s.len() >= 16).then(|| s.to_owned())
-}
-
-/// The token secret kept in the data dir, created on first use.
-fn secret_in(data_dir: &Path) -> Result<String> {
-    let path = data_dir.join("jwt-secret");
-    if let Some(s) = read_secret(data_dir) {
-        return Ok(s);
-    }
-    let secret = hex::encode(crate::fairness::new_server_seed().map_err(LocalError::Seed)?);
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| LocalError::Io(format!("writing {}", path.display()), e))?;
-    f.write_all(secret.as_bytes())
-        .map_err(|e| LocalError::Io(format!("writing {}", path.display()), e))?;
-    Ok(secret)
-}
-
-/// The demo world's loot table.
-pub fn starter_table() -> LootTableSpec {
-    let e = |item: &str, weight, min_qty, max_qty, rarity| LootEntry {
-        item: item.into(),
-        weight,
-        min_qty,
-        max_qty,
-        rarity,
-    };
-    LootTableSpec {
-        entries: vec![
-            e("gold", 70, 1, 50, Rarity::Common),
-            e("potion", 20, 1, 3, Rarity::Uncommon),
-            e("gem", 8, 1, 2, Rarity::Rare),
-            e("dragon-scale", 2, 1, 1, Rarity::Legendary),
-        ],
-        rolls: 2,
-    }
-}
-
-/// Demo zones and their sizes; they spread over both local shards.
-pub const DEMO_ZONES: &[(&str, i64)] = &[("meadow", 1000), ("caves", 500), ("dragon-lair", 50)];
-
-/// Seeds the demo world once: the `starter` table and the demo zones (existing zones are
-/// left as they are, so restarts keep their state).
-pub async fn seed_demo(engine: &Engine) -> Result<()> {
-    engine.put_loot_table("starter", &starter_table()).await?;
-    for (zone, count) in DEMO_ZONES {
-        match engine.zone(zone).await {
-            Ok(_) => {}
-            Err(crate::error::Error::ZoneNotFound(_)) => {
-                engine.spawn(zone, *count, "starter", false).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
