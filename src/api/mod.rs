@@ -28,7 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{bearer, TokenSources};
+use auth::TokenSources;
 
 use crate::auth::JwtKeys;
 use crate::engine::Engine;
