@@ -62,6 +62,15 @@ impl Application {
     /// settings and starts the followers (realtime, leaderboards).
     pub async fn bind(config: &Config, engine: Engine, keys: JwtKeys) -> std::io::Result<Self> {
         raise_fd_limit();
+        match engine.shards.register().await {
+            Ok(_) => {}
+            // Down or not migrated: nothing can be routed until it answers, and `/readyz`
+            // says so; the shard list is checked on the next start.
+            Err(crate::Error::Unavailable { message, .. }) => {
+                tracing::warn!("{message}; serving without checking the shard list")
+            }
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
         let listener = TcpListener::bind(config.listen).await?;
         let ops_listener = match config.metrics_listen {
             Some(addr) => Some(TcpListener::bind(addr).await?),

@@ -85,18 +85,21 @@ impl Position {
         s
     }
 
+    /// A position for `shards` shards. One from before shards were added has fewer cursors:
+    /// the new shards' parts start at the beginning of their ledgers.
     pub fn decode(s: &str, shards: usize) -> Result<Self> {
         let bad = || Error::invalid("invalid_position", "since must be a position Trove sent");
         let mut parts = s.split('.');
         if parts.next() != Some("1") {
             return Err(bad());
         }
-        let cursors = parts
+        let mut cursors = parts
             .map(|p| p.parse::<Cursor>().map_err(|()| bad()))
             .collect::<Result<Vec<_>>>()?;
-        if cursors.len() != shards {
+        if cursors.is_empty() || cursors.len() > shards {
             return Err(bad());
         }
+        cursors.resize(shards, Cursor::default());
         Ok(Position(cursors))
     }
 }
@@ -126,8 +129,20 @@ mod tests {
             Cursor::below(99),
         ]);
         assert_eq!(Position::decode(&p.encode(), 2).ok(), Some(p.clone()));
-        assert!(Position::decode(&p.encode(), 3).is_err());
-        for bad in ["", "2.1_1_1", "1.x_1_1", "1.1_1", "1.1_1_1_1", "garbage"] {
+        // From before a shard was added: the new shard's part starts at its beginning.
+        let mut grown = p.clone();
+        grown.0.push(Cursor::default());
+        assert_eq!(Position::decode(&p.encode(), 3).ok(), Some(grown));
+        assert!(Position::decode(&p.encode(), 1).is_err());
+        for bad in [
+            "",
+            "1",
+            "2.1_1_1",
+            "1.x_1_1",
+            "1.1_1",
+            "1.1_1_1_1",
+            "garbage",
+        ] {
             assert!(Position::decode(bad, 1).is_err(), "{bad}");
         }
         assert!(

@@ -15,7 +15,9 @@ impl Engine {
     pub async fn put_loot_table(&self, name: &str, spec: &LootTableSpec) -> Result<i32> {
         validate_table_name(name)?;
         spec.validate()?;
-        let shard = self.shards.for_loot_table(name);
+        let shard = self.shards.loot_table_home(name, true).await?;
+        let shard =
+            shard.ok_or_else(|| Error::Internal(format!("loot table {name} got no home")))?;
         let pool = shard.pool()?;
         let entries =
             serde_json::to_value(&spec.entries).map_err(|e| Error::Internal(e.to_string()))?;
@@ -59,15 +61,20 @@ impl Engine {
     /// which keeps every version: replaying an old claim needs the one its chest kept.
     pub async fn loot_table(&self, name: &str, version: Option<i32>) -> Result<LootTable> {
         validate_table_name(name)?;
-        let shard = self.shards.for_loot_table(name);
+        let not_found = || match version {
+            Some(v) => Error::LootTableNotFound(format!("{name} version {v}")),
+            None => Error::LootTableNotFound(name.to_owned()),
+        };
+        let shard = self
+            .shards
+            .loot_table_home(name, false)
+            .await?
+            .ok_or_else(not_found)?;
         let row = sqlx::query_file!("sql/loot_table_version.sql", name, version)
             .fetch_optional(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?
-            .ok_or_else(|| match version {
-                Some(v) => Error::LootTableNotFound(format!("{name} version {v}")),
-                None => Error::LootTableNotFound(name.to_owned()),
-            })?;
+            .ok_or_else(not_found)?;
         LootTable::stored(row.id, row.name, row.version, row.entries, row.rolls)
     }
 }

@@ -29,8 +29,11 @@ enum Command {
     Serve,
     /// Apply migrations/ to every shard and print each shard's version.
     Migrate,
-    /// Show each shard's reachability, migration version and zone count.
-    Shards,
+    /// Show each shard's reachability, migration, identity and contents; or add a shard.
+    Shards {
+        #[command(subcommand)]
+        action: Option<trove::shards::cli::ShardCommand>,
+    },
     /// Print a bearer token.
     Token(trove::auth::TokenArgs),
     /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
@@ -95,17 +98,13 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
     let shards = ShardSet::new(&config.shards())?;
     match command {
         Command::Token(args) => println!("{}", args.issue(&config.jwt_keys()?)?),
-        Command::Migrate => {
-            for s in shards.migrate().await? {
-                let version = s.migration_version.unwrap_or(0);
-                println!("shard {} {}: migrated to version {version}", s.shard, s.url);
-            }
-        }
-        Command::Shards => {
-            let (lines, down) = trove::shards::report(&shards.status().await);
-            lines.iter().for_each(|l| println!("{l}"));
-            if down > 0 {
-                bail!("{down} shard(s) not ready");
+        Command::Migrate => print!("{}", trove::shards::cli::migrate(&shards).await?),
+        Command::Shards { action } => {
+            let (text, ready) =
+                trove::shards::cli::shards(&shards, action, &config.shards()).await?;
+            print!("{text}");
+            if !ready {
+                bail!("not every shard is ready");
             }
         }
         Command::Verify { zone } => {

@@ -22,6 +22,8 @@ pub const MAX_ZONE_CHESTS: i64 = 1_000_000_000;
 /// versions are immutable, so this is safe to cache: the claim statement re-checks the epoch
 /// and that loot was rolled for the chest's table, and the caller reloads when either moved.
 pub struct ZoneInfo {
+    /// The shard it lives on.
+    pub shard: usize,
     pub id: i32,
     pub epoch: i32,
     /// A fairness-probe zone: its claims stay out of leaderboards and claim metrics.
@@ -141,7 +143,11 @@ impl Engine {
                 return Ok(info);
             }
         }
-        let shard = self.shards.for_zone(zone);
+        if reload {
+            // A reload may be after a move: ask the catalog again too.
+            self.shards.placement().forget(zone);
+        }
+        let shard = self.shards.zone_shard(zone).await?;
         let mut conn = shard.acquire().await?;
         let row = sqlx::query_file!("sql/zone_load.sql", zone)
             .fetch_optional(&mut *conn)
@@ -149,6 +155,7 @@ impl Engine {
             .map_err(|e| shard.db_error(e))?;
         let Some(row) = row else {
             self.zones.forget(zone);
+            self.shards.placement().forget(zone);
             return Err(Error::ZoneNotFound(zone.to_owned()));
         };
         let tables = sqlx::query_file!("sql/zone_loot_tables.sql", row.id)
@@ -159,6 +166,7 @@ impl Engine {
             .map(|t| LootTable::stored(t.id, t.name, t.version, t.entries, t.rolls).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         let info = Arc::new(ZoneInfo {
+            shard: shard.index,
             id: row.id,
             epoch: row.seed_epoch,
             synthetic: row.synthetic,
@@ -186,7 +194,7 @@ impl Engine {
             ));
         }
         let table = self.latest_loot_table(loot_table).await?;
-        let shard = self.shards.for_zone(zone);
+        let shard = self.shards.place_zone(zone).await?;
         let pool = shard.pool()?;
         let seed = fairness::new_server_seed()?;
         let result: Result<(i32, i64), sqlx::Error> = async {
@@ -266,7 +274,7 @@ impl Engine {
 
     /// (zone id, total, opened) from the zone row and its counter slots.
     async fn zone_counts(&self, zone: &str) -> Result<(i32, i64, i64)> {
-        let shard = self.shards.for_zone(zone);
+        let shard = self.shards.zone_shard(zone).await?;
         let row = sqlx::query_file!("sql/zone_stats.sql", zone)
             .fetch_optional(&mut *shard.acquire().await?)
             .await
@@ -278,7 +286,7 @@ impl Engine {
     /// A zone's totals and seed commitments. O(1) in zone size: no chest is counted.
     pub async fn zone(&self, zone: &str) -> Result<ZoneView> {
         validate_zone_name(zone)?;
-        let shard = self.shards.for_zone(zone);
+        let shard = self.shards.zone_shard(zone).await?;
         let mut conn = shard.acquire().await?;
         let row = sqlx::query_file!("sql/zone_stats.sql", zone)
             .fetch_optional(&mut *conn)
@@ -322,7 +330,7 @@ impl Engine {
         const BATCH: i64 = 100;
         let mut tasks = tokio::task::JoinSet::new();
         for shard in self.shards.all() {
-            let (shard, zones) = (shard.clone(), self.zones.clone());
+            let (shard, zones, all) = (shard.clone(), self.zones.clone(), self.shards.clone());
             tasks.spawn(async move {
                 let mut deleted = 0u64;
                 loop {
@@ -334,6 +342,8 @@ impl Engine {
                     for name in &names {
                         zones.forget(name);
                     }
+                    // A name left placed would only be created again on the same shard.
+                    all.placement().remove_zones(&names).await?;
                     deleted += names.len() as u64;
                     if (names.len() as i64) < BATCH {
                         return Ok::<u64, Error>(deleted);
@@ -351,7 +361,7 @@ impl Engine {
     /// Reveals the current epoch's seed and commits to a fresh one for the claims after it.
     pub async fn reveal(&self, zone: &str) -> Result<RevealResult> {
         validate_zone_name(zone)?;
-        let shard = self.shards.for_zone(zone);
+        let shard = self.shards.zone_shard(zone).await?;
         let next = fairness::new_server_seed()?;
         let row = sqlx::query_file!("sql/zone_reveal.sql", zone, &next[..])
             .fetch_optional(&mut *shard.acquire().await?)
@@ -379,7 +389,7 @@ impl Engine {
     ) -> Result<ChestPage> {
         validate_zone_name(zone)?;
         let (zone_id, _, _) = self.zone_counts(zone).await?;
-        let shard = self.shards.for_zone(zone);
+        let shard = self.shards.zone_shard(zone).await?;
         let rows = sqlx::query_file!(
             "sql/chests_list.sql",
             zone_id,

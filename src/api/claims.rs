@@ -100,7 +100,6 @@ async fn claim(
     body: ClaimBody,
 ) -> Result<Response, ApiError> {
     let player = body.player.unwrap_or_else(|| caller.player.clone());
-    let shard = state.engine.shards.for_zone(&zone).index;
     let started = Instant::now();
     let result = open(&state, &caller, &headers, &zone, &player, chest).await;
     let (outcome, answered) = match &result {
@@ -116,6 +115,7 @@ async fn claim(
     // Latency only of claims the shard answered: fast refusals would flatter it.
     let seconds = answered.then(|| started.elapsed().as_secs_f64());
     let synthetic = state.engine.is_synthetic(&zone);
+    let shard = state.engine.shards.zone_shard_label(&zone);
     state.metrics.claim(outcome, shard, seconds, synthetic);
     let outcome = result?;
     let status = if outcome.replayed {

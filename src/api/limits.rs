@@ -52,7 +52,7 @@ pub async fn limit(State(limit): State<Limit>, req: Request, next: Next) -> Resp
                             .map(|(_, v)| v.to_owned())
                     })
                     .unwrap_or_default();
-                let shard = state.engine.shards.for_zone(&zone).index;
+                let shard = state.engine.shards.zone_shard_label(&zone);
                 state.metrics.claim("rate_limited", shard, None, false);
             }
             ApiError::from(e).into_response()

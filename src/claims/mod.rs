@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fairness::Draw;
 use crate::names::{validate_idempotency_key, validate_player_id, validate_zone_name};
+use crate::zones::ZoneInfo;
 
 /// One opened chest, exactly as recorded in the ledger (a replay returns the same bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -77,13 +78,13 @@ impl Engine {
                 });
             }
         }
-        let shard = self.shards.for_zone(zone).index;
         let name: Arc<str> = Arc::from(zone);
         let mut reload = false;
         let mut attempts = 0;
         let mut collisions = 0;
         while attempts < ATTEMPTS {
             let info = self.zone_info(zone, reload).await?;
+            let shard = info.shard;
             let claim_id = Uuid::now_v7();
             let draw = Draw::new(&info.seed, zone, player, claim_id);
             let loot: serde_json::Map<String, serde_json::Value> = info
@@ -143,7 +144,7 @@ impl Engine {
                     // that claim), or our cached view lacks the chest's loot table (reload and
                     // draw again).
                     if let Some(key) = idempotency_key {
-                        if let Some(prior) = self.claim_by_key(info.id, zone, player, key).await? {
+                        if let Some(prior) = self.claim_by_key(&info, player, key).await? {
                             return self.replay(prior, chest);
                         }
                     }
@@ -161,13 +162,12 @@ impl Engine {
     /// The claim an idempotency key already produced in a zone, read with a fresh snapshot.
     async fn claim_by_key(
         &self,
-        zone_id: i32,
-        zone: &str,
+        zone: &ZoneInfo,
         player: &str,
         key: &str,
     ) -> Result<Option<Claim>> {
-        let shard = self.shards.for_zone(zone);
-        sqlx::query_file_as!(Claim, "sql/claim_by_key.sql", zone_id, player, key)
+        let shard = &self.shards.all()[zone.shard];
+        sqlx::query_file_as!(Claim, "sql/claim_by_key.sql", zone.id, player, key)
             .fetch_optional(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))

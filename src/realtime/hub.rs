@@ -15,7 +15,6 @@ use super::protocol::ServerMessage;
 use super::Frame;
 use crate::ledger::{Cursor, Position};
 use crate::loot::Rarity;
-use crate::shards::shard_index;
 
 /// One event read from a shard's tail.
 #[derive(Debug, Clone)]
@@ -85,7 +84,8 @@ enum Command<T> {
     },
     Subscribe {
         conn: u64,
-        zones: Vec<Arc<str>>,
+        /// Each zone with its shard.
+        zones: Vec<(Arc<str>, usize)>,
         reply: oneshot::Sender<Position>,
     },
     Unsubscribe {
@@ -99,7 +99,8 @@ enum Command<T> {
 
 struct Conn<T> {
     outbox: Outbox<T>,
-    zones: HashSet<Arc<str>>,
+    /// Subscribed zones and their shards.
+    zones: HashMap<Arc<str>, usize>,
     lagged: bool,
 }
 
@@ -176,7 +177,7 @@ impl<T: Frame> Hub<T> {
 
     /// Subscribes (or resubscribes, clearing a lag) and returns the position from which the
     /// connection's queue holds every event of those zones.
-    pub async fn subscribe(&self, conn: u64, zones: Vec<Arc<str>>) -> Option<Position> {
+    pub async fn subscribe(&self, conn: u64, zones: Vec<(Arc<str>, usize)>) -> Option<Position> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Subscribe { conn, zones, reply })
@@ -214,7 +215,7 @@ async fn run<T: Frame>(
                 cursors[shard] = cursor;
                 let at = Position(cursors.clone());
                 for conn in conns.values_mut() {
-                    if conn.zones.iter().any(|z| shard_index(z, shards) == shard) {
+                    if conn.zones.values().any(|&s| s == shard) {
                         conn.offer(Queued::Resync {
                             shard,
                             position: at.clone(),
@@ -248,7 +249,7 @@ async fn run<T: Frame>(
                     conn,
                     Conn {
                         outbox,
-                        zones: HashSet::new(),
+                        zones: HashMap::new(),
                         lagged: false,
                     },
                 );
@@ -256,9 +257,9 @@ async fn run<T: Frame>(
             Command::Subscribe { conn, zones, reply } => {
                 if let Some(c) = conns.get_mut(&conn) {
                     c.lagged = false;
-                    for z in zones {
+                    for (z, shard) in zones {
                         by_zone.entry(Arc::clone(&z)).or_default().insert(conn);
-                        c.zones.insert(z);
+                        c.zones.insert(z, shard);
                     }
                 }
                 let _ = reply.send(Position(cursors.clone()));
@@ -273,7 +274,7 @@ async fn run<T: Frame>(
             }
             Command::Leave { conn } => {
                 if let Some(c) = conns.remove(&conn) {
-                    for z in c.zones {
+                    for z in c.zones.into_keys() {
                         remove_sub(&mut by_zone, &z, conn);
                     }
                 }

@@ -34,15 +34,26 @@ const SNAPSHOT_RETRIES: u32 = 10;
 const SNAPSHOT_RETRY_PAUSE: Duration = Duration::from_millis(300);
 
 impl<T> Realtime<T> {
-    /// The zones grouped by the shard that owns them.
-    pub(super) fn by_shard(&self, zones: &[Arc<str>]) -> BTreeMap<usize, Vec<String>> {
-        let mut map: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    /// Each zone's shard: where it lives, or for a zone not created yet, where it would be
+    /// placed (a client may watch a zone before its first spawn).
+    pub(super) async fn shards_of(&self, zones: &[Arc<str>]) -> Result<Vec<usize>> {
+        let mut out = Vec::with_capacity(zones.len());
         for z in zones {
-            map.entry(self.shards.for_zone(z).index)
-                .or_default()
-                .push(z.to_string());
+            out.push(self.shards.zone_shard_or_proposed(z).await?.index);
         }
-        map
+        Ok(out)
+    }
+
+    /// The zones grouped by their shard.
+    pub(super) async fn by_shard(
+        &self,
+        zones: &[Arc<str>],
+    ) -> Result<BTreeMap<usize, Vec<String>>> {
+        let mut map: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (z, shard) in zones.iter().zip(self.shards_of(zones).await?) {
+            map.entry(shard).or_default().push(z.to_string());
+        }
+        Ok(map)
     }
 
     /// `snapshot`, retried for a few seconds while the shard is marked down: right after a
@@ -71,7 +82,7 @@ impl<T> Realtime<T> {
         at: &Position,
     ) -> Result<Vec<ZoneTotals>> {
         let mut out = Vec::new();
-        for (shard_index, names) in self.by_shard(zones) {
+        for (shard_index, names) in self.by_shard(zones).await? {
             let shard = &self.shards.all()[shard_index];
             let c = at.0[shard_index];
             let rows = sqlx::query_file!(
@@ -124,7 +135,7 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
         // Measure every shard's gap before sending anything: a replay is all or nothing.
         let window = self.rt.settings.replay_window;
         let mut gaps = Vec::new();
-        for (shard_index, names) in self.rt.by_shard(zones) {
+        for (shard_index, names) in self.rt.by_shard(zones).await? {
             let (from, to) = (since.0[shard_index], now.0[shard_index]);
             if from >= to {
                 continue;

@@ -201,20 +201,23 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
             Ok(s) => s,
             Err(e) => return self.send_error(e.code(), &e.to_string()).await,
         };
+        let placed = match self.rt.shards_of(&wanted).await {
+            Ok(p) => p,
+            Err(e) => return self.send_error(e.code(), &e.to_string()).await,
+        };
         if let Some(since) = &since {
             // A position from another instance may be ahead of this one's tail. Waiting a
             // moment lets the replay cover it and keeps `position` no older than `since`;
             // if the tail stays behind, dedupe still drops what the client has.
-            let shards: Vec<usize> = self.rt.by_shard(&wanted).into_keys().collect();
-            self.rt.hub.reached(since, &shards, SINCE_WAIT).await;
+            self.rt.hub.reached(since, &placed, SINCE_WAIT).await;
         }
-        let Some(now) = self.rt.hub.subscribe(self.id, wanted.clone()).await else {
+        let subs: Vec<(Arc<str>, usize)> = wanted.iter().cloned().zip(placed).collect();
+        let Some(now) = self.rt.hub.subscribe(self.id, subs.clone()).await else {
             return Flow::Close;
         };
-        for z in &wanted {
-            let shard = self.rt.shards.for_zone(z).index;
+        for (z, shard) in subs {
             self.zones
-                .entry(Arc::clone(z))
+                .entry(z)
                 .or_insert_with(|| ZoneState::new(shard, now.0[shard]));
         }
         let mut resumed = None;
@@ -306,8 +309,13 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
                 return Flow::Close;
             }
         }
-        let zones: Vec<Arc<str>> = self.zones.keys().cloned().collect();
-        let Some(now) = self.rt.hub.subscribe(self.id, zones.clone()).await else {
+        let subs: Vec<(Arc<str>, usize)> = self
+            .zones
+            .iter()
+            .map(|(z, s)| (Arc::clone(z), s.shard))
+            .collect();
+        let zones: Vec<Arc<str>> = subs.iter().map(|(z, _)| Arc::clone(z)).collect();
+        let Some(now) = self.rt.hub.subscribe(self.id, subs).await else {
             return Flow::Close;
         };
         for state in self.zones.values_mut() {

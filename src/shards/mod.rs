@@ -1,12 +1,15 @@
 //! Shards: which PostgreSQL owns a zone, one pool per shard, and failing fast when one is down.
 //!
 //! # The sharding scheme
-//! `shard = jump_consistent_hash(fnv1a_32(name), shard_count)` (`hash`): appending shard `n+1`
-//! moves only `1/(n+1)` of the zones and never one between two old shards. Shards are
-//! therefore only ever appended to `TROVE_SHARDS`, never reordered or removed. Loot tables use
-//! the same function on their name to find their home shard, which numbers their versions.
+//! A zone lives where the catalog says (`placement`): where it was created, whatever the
+//! hash says today. `jump_consistent_hash(fnv1a_32(name), shard_count)` (`hash`) only
+//! proposes a shard for a new zone or loot table. Shards are registered (`registry`): each
+//! knows its identity, and TROVE_SHARDS lists them in ordinal order, only ever appended.
 
+pub mod cli;
 mod hash;
+mod placement;
+mod registry;
 mod shard;
 mod status;
 
@@ -14,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use hash::{fnv1a_32, jump_consistent_hash, shard_index};
+pub use placement::Placement;
+pub use registry::Identity;
 pub use shard::{PoolStats, Shard};
 pub use status::{latest_migration, report, ShardReadiness, ShardStatus, MIGRATOR};
 
@@ -32,10 +37,12 @@ pub struct Settings {
     pub statement_timeout: Duration,
 }
 
-/// All shards, in configuration order.
+/// All shards, in configuration order, and where zones live on them.
 #[derive(Clone)]
 pub struct ShardSet {
     shards: Arc<Vec<Arc<Shard>>>,
+    /// Shared by every set derived from this one.
+    placement: Arc<Placement>,
 }
 
 impl ShardSet {
@@ -51,8 +58,10 @@ impl ShardSet {
             .enumerate()
             .map(|(i, url)| Shard::new(i, url.trim(), settings).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
+        let placement = Arc::new(Placement::new(Arc::clone(&shards[0]), shards.len()));
         Ok(ShardSet {
             shards: Arc::new(shards),
+            placement,
         })
     }
 
@@ -67,6 +76,7 @@ impl ShardSet {
                     .map(|s| Arc::new(s.derived(size, settings)))
                     .collect(),
             ),
+            placement: Arc::clone(&self.placement),
         }
     }
 
@@ -82,13 +92,59 @@ impl ShardSet {
         self.shards.is_empty()
     }
 
-    /// The shard that owns a zone.
-    pub fn for_zone(&self, zone: &str) -> &Arc<Shard> {
-        &self.shards[shard_index(zone, self.shards.len())]
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
-    /// The home shard of a loot table: it numbers the table's versions.
-    pub fn for_loot_table(&self, name: &str) -> &Arc<Shard> {
-        &self.shards[shard_index(name, self.shards.len())]
+    /// The shard a zone lives on: `ZoneNotFound` when it does not exist.
+    pub async fn zone_shard(&self, zone: &str) -> Result<&Arc<Shard>> {
+        match self.placement.zone(zone).await? {
+            Some(i) => self.known(i),
+            None => Err(Error::ZoneNotFound(zone.to_owned())),
+        }
+    }
+
+    /// The shard a zone lives on, placing the zone there if it is new.
+    pub async fn place_zone(&self, zone: &str) -> Result<&Arc<Shard>> {
+        let i = self.placement.place_zone(zone).await?;
+        self.known(i)
+    }
+
+    /// The shard a zone lives on, or for a zone that does not exist yet the one it would be
+    /// placed on (a WebSocket may watch a zone before its first spawn).
+    pub async fn zone_shard_or_proposed(&self, zone: &str) -> Result<&Arc<Shard>> {
+        match self.placement.zone(zone).await? {
+            Some(i) => self.known(i),
+            None => Ok(&self.shards[shard_index(zone, self.shards.len())]),
+        }
+    }
+
+    /// The shard index a zone is known to live on (no I/O; the hash's proposal when this
+    /// instance has not looked it up), for metric labels.
+    pub fn zone_shard_label(&self, zone: &str) -> usize {
+        self.placement
+            .cached(zone)
+            .unwrap_or_else(|| shard_index(zone, self.shards.len()))
+    }
+
+    /// The home of a loot table, if it has one; `create` gives a new table its home.
+    pub async fn loot_table_home(&self, name: &str, create: bool) -> Result<Option<&Arc<Shard>>> {
+        let home = if create {
+            Some(self.placement.place_loot_table(name).await?)
+        } else {
+            self.placement.loot_table_home(name).await?
+        };
+        home.map(|i| self.known(i)).transpose()
+    }
+
+    /// Shard `i`, or 503 `shard_unknown` when the catalog names a shard this instance was not
+    /// started with (it was added since: restart with the new TROVE_SHARDS).
+    fn known(&self, i: usize) -> Result<&Arc<Shard>> {
+        self.shards.get(i).ok_or_else(|| Error::Unavailable {
+            code: "shard_unknown",
+            message: format!(
+                "this zone lives on shard {i}, which this instance does not know: restart it with the new TROVE_SHARDS"
+            ),
+        })
     }
 }

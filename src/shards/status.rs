@@ -34,11 +34,16 @@ pub struct ShardStatus {
     pub reachable: bool,
     pub migration_version: Option<i64>,
     pub zones: Option<i64>,
+    pub unopened_chests: Option<i64>,
+    pub ledger_rows: Option<i64>,
+    /// The identity its database records (none before it is registered).
+    pub shard_id: Option<uuid::Uuid>,
     pub error: Option<String>,
 }
 
 impl ShardSet {
-    /// Applies `migrations/` to every shard, in order; stops at the first failure.
+    /// Applies `migrations/` to every shard, in order (stops at the first failure), then
+    /// checks they are the registered shards, registering a new deployment.
     pub async fn migrate(&self) -> Result<Vec<ShardStatus>> {
         for shard in self.all() {
             let pool = shard.current_pool();
@@ -47,6 +52,7 @@ impl ShardSet {
                 .await
                 .map_err(|e| Error::Internal(format!("migrating shard {}: {e}", shard.index)))?;
         }
+        self.register().await?;
         Ok(self.status().await)
     }
 
@@ -58,7 +64,7 @@ impl ShardSet {
             let version = if shard.is_up() {
                 let ask = async {
                     let mut conn = shard.acquire().await?;
-                    sqlx::query_file!("sql/shard_status.sql")
+                    sqlx::query_file!("sql/shard_version.sql")
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(|e| shard.db_error(e))
@@ -91,7 +97,7 @@ impl ShardSet {
         futures_util::future::join_all(checks).await
     }
 
-    /// Reachability, migration version and zone count of every shard.
+    /// Reachability, migration version, identity and contents of every shard.
     pub async fn status(&self) -> Vec<ShardStatus> {
         let mut out = Vec::with_capacity(self.len());
         for shard in self.all() {
@@ -99,6 +105,10 @@ impl ShardSet {
             let row = sqlx::query_file!("sql/shard_status.sql")
                 .fetch_one(&pool)
                 .await;
+            let identity = match &row {
+                Ok(_) => shard.identity().await.ok().flatten(),
+                Err(_) => None,
+            };
             out.push(match row {
                 Ok(row) => ShardStatus {
                     shard: shard.index,
@@ -106,6 +116,9 @@ impl ShardSet {
                     reachable: true,
                     migration_version: row.version,
                     zones: Some(row.zones),
+                    unopened_chests: Some(row.chests - row.opened),
+                    ledger_rows: Some(row.opened),
+                    shard_id: identity.map(|i| i.shard_id),
                     error: None,
                 },
                 Err(e) => ShardStatus {
@@ -114,6 +127,9 @@ impl ShardSet {
                     reachable: shard.ping().await,
                     migration_version: None,
                     zones: None,
+                    unopened_chests: None,
+                    ledger_rows: None,
+                    shard_id: None,
                     error: Some(e.to_string()),
                 },
             });
@@ -129,7 +145,14 @@ pub fn report(statuses: &[ShardStatus]) -> (Vec<String>, usize) {
         .iter()
         .map(|s| match (s.reachable, s.migration_version, s.zones) {
             (true, Some(v), Some(z)) => {
-                format!("shard {} {}: up, migration {v}, {z} zones", s.shard, s.url)
+                let id = s.shard_id.map_or("not registered".into(), |id| format!("id {id}"));
+                format!(
+                    "shard {} {}: up, migration {v}, {z} zones, {} unopened chests, {} ledger rows, {id}",
+                    s.shard,
+                    s.url,
+                    s.unopened_chests.unwrap_or(0),
+                    s.ledger_rows.unwrap_or(0)
+                )
             }
             (reachable, _, _) => {
                 down += 1;

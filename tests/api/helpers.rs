@@ -140,6 +140,12 @@ pub async fn fresh_db(cluster: &Cluster) -> String {
     cluster.url(&name)
 }
 
+/// A fresh, migrated database on the shared cluster of shard `i` (with a cluster of a test's
+/// own as another shard: every deployment's shards are its own databases).
+pub async fn fresh_db_on(i: usize) -> String {
+    fresh_db(&pg().await.clusters[i]).await
+}
+
 pub struct TestApp {
     pub base: String,
     /// `http://…` of the `TROVE_METRICS_LISTEN` listener, when configured.
@@ -382,9 +388,14 @@ impl TestApp {
 
     /// Claims in the ledger of `zone` (on whichever shard holds it).
     pub async fn ledger_count(&self, zone: &str) -> i64 {
-        let mut db = self
-            .shard_db(shard_index(zone, self.shard_urls.len()))
-            .await;
+        // Where the catalog placed it (the hash only proposes a place for a new zone).
+        let shard = self
+            .engine
+            .shards
+            .zone_shard_or_proposed(zone)
+            .await
+            .expect("catalog");
+        let mut db = self.shard_db(shard.index).await;
         sqlx::query_scalar(
             "SELECT count(*) FROM claims c JOIN zones z ON z.id = c.zone_id WHERE z.name = $1",
         )

@@ -10,8 +10,8 @@ use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster,
-    TestApp, SECRET,
+    fresh_db, fresh_db_on, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with,
+    start_cluster, TestApp, SECRET,
 };
 use crate::realtime::{connect, subscribe};
 
@@ -206,10 +206,9 @@ async fn a_separate_metrics_port_serves_only_the_operations_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_a_shard_going_down_and_coming_back() {
-    let healthy = spawn_app().await;
     let own = start_cluster("ready-test");
     migrated_template(&own).await;
-    let app = spawn_app_on(vec![healthy.shard_urls[0].clone(), fresh_db(&own).await]).await;
+    let app = spawn_app_on(vec![fresh_db_on(0).await, fresh_db(&own).await]).await;
     let ready = |app: &TestApp| {
         let req = app.client.get(format!("{}/readyz", app.base));
         async move {

@@ -6,8 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    fresh_db, metric, migrated_template, run_trove, spawn_app, spawn_app_on, start_cluster,
-    zone_on, TestApp,
+    fresh_db, fresh_db_on, metric, migrated_template, run_trove, spawn_app, spawn_app_on,
+    start_cluster, zone_on, TestApp,
 };
 
 async fn probe_once(app: &TestApp, extra: &[&str]) -> (bool, String) {
@@ -275,10 +275,9 @@ async fn without_once_the_probe_keeps_going_and_reports_windows_as_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_with_a_shard_down_is_not_called_clean() {
     // Shard 1 is a cluster of this test's own, so stopping it disturbs no other test.
-    let healthy = spawn_app().await;
     let own = start_cluster("probe-down");
     migrated_template(&own).await;
-    let app = spawn_app_on(vec![healthy.shard_urls[0].clone(), fresh_db(&own).await]).await;
+    let app = spawn_app_on(vec![fresh_db_on(0).await, fresh_db(&own).await]).await;
     own.stop().expect("stop shard 1");
     let (ok, out) = probe_once(&app, &[]).await;
     assert!(!ok, "a round that could not check shard 1 passed:\n{out}");

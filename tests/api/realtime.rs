@@ -16,8 +16,8 @@ use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with, start_cluster,
-    zone_on, TestApp, SECRET,
+    fresh_db, fresh_db_on, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with,
+    start_cluster, zone_on, TestApp, SECRET,
 };
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -41,7 +41,7 @@ async fn send(ws: &mut Ws, v: Value) {
 }
 
 /// The next JSON message (skipping pings), or None if nothing comes within `wait`.
-async fn next(ws: &mut Ws, wait: Duration) -> Option<Value> {
+pub(crate) async fn next(ws: &mut Ws, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
@@ -510,10 +510,9 @@ async fn a_slow_reader_gets_one_lagged_message_with_a_snapshot_then_live_events(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_a_shard_loses_no_event() {
-    let healthy = spawn_app().await;
     let own = start_cluster("realtime-restart");
     migrated_template(&own).await;
-    let app = spawn_app_on(vec![healthy.shard_urls[0].clone(), fresh_db(&own).await]).await;
+    let app = spawn_app_on(vec![fresh_db_on(0).await, fresh_db(&own).await]).await;
     app.starter().await;
     let zone = zone_on(1, "phoenix");
     app.spawn_zone(&zone, 100, "starter").await;
@@ -748,10 +747,9 @@ async fn a_position_from_one_instance_resumes_on_a_lagging_one_without_duplicate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_down_when_an_instance_starts_resyncs_its_subscribers_when_back() {
-    let healthy = spawn_app().await;
     let own = start_cluster("realtime-late");
     migrated_template(&own).await;
-    let urls = vec![healthy.shard_urls[0].clone(), fresh_db(&own).await];
+    let urls = vec![fresh_db_on(0).await, fresh_db(&own).await];
     let a = spawn_app_on(urls.clone()).await;
     a.starter().await;
     let zone = zone_on(1, "dawn");

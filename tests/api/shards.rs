@@ -7,7 +7,8 @@ use reqwest::{Method, StatusCode};
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, metric, migrated_template, spawn_app, spawn_app_on, start_cluster, zone_on,
+    fresh_db, fresh_db_on, metric, migrated_template, spawn_app, spawn_app_on, start_cluster,
+    zone_on,
 };
 
 #[tokio::test]
@@ -105,10 +106,9 @@ async fn zone_rows_live_only_on_their_shard_and_history_spans_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_shard_answers_503_fast_while_the_other_keeps_working() {
     // Shard 1 is a cluster of this test's own, so stopping it disturbs no other test.
-    let healthy = spawn_app().await;
     let own = start_cluster("down-test");
     migrated_template(&own).await;
-    let urls = vec![healthy.shard_urls[0].clone(), fresh_db(&own).await];
+    let urls = vec![fresh_db_on(0).await, fresh_db(&own).await];
     let app = spawn_app_on(urls).await;
     app.starter().await;
     let up = zone_on(0, "alive");

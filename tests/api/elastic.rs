@@ -1,0 +1,182 @@
+//! Growing a deployment: a zone lives where it was created, whatever the hash says after a
+//! shard is appended; names and loot table versions stay unique; an instance whose shard
+//! list disagrees with what the shards record refuses to serve.
+
+use std::collections::HashSet;
+
+use futures_util::SinkExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+use trove::config::Config;
+use trove::shards::shard_index;
+
+use crate::helpers::{fresh_db_on, run_trove, spawn_app_on, TestApp, SECRET};
+use crate::realtime::{connect, subscribe};
+
+/// Names (from `prefix`) whose hash over 2 shards is `two` and over 3 shards is `three`.
+fn names(prefix: &str, two: usize, three: usize, n: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .filter(|z| shard_index(z, 2) == two && shard_index(z, 3) == three)
+        .take(n)
+        .collect()
+}
+
+async fn zone(app: &TestApp, zone: &str) -> Value {
+    app.zone(zone).await
+}
+
+/// Rows in table `table` (`zones` or `loot_tables`) of one shard with this name.
+async fn rows_named(app: &TestApp, shard: usize, table: &str, name: &str) -> i64 {
+    let mut db = app.shard_db(shard).await;
+    let sql = format!("SELECT count(*) FROM {table} WHERE name = $1");
+    sqlx::query_scalar(&sql)
+        .bind(name)
+        .fetch_one(&mut db)
+        .await
+        .expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appending_a_shard_orphans_no_zone_and_keeps_names_and_versions_unique() {
+    let two = vec![fresh_db_on(0).await, fresh_db_on(1).await];
+    let before = spawn_app_on(two.clone()).await;
+    // A loot table whose hash home moves to the new shard, and zones on both shards, some of
+    // which the hash will then name shard 2 (they must stay where they are).
+    let table = names("tbl", 0, 2, 1).remove(0);
+    let entries =
+        json!([{"item": "gold", "weight": 1, "min_qty": 1, "max_qty": 5, "rarity": "common"}]);
+    assert_eq!(before.put_table(&table, entries).await.body["version"], 1);
+    let moved_hash: Vec<String> = [names("zm", 0, 2, 2), names("zm", 1, 2, 2)].concat();
+    let stays: Vec<String> = [names("zs", 0, 0, 2), names("zs", 1, 1, 2)].concat();
+    let all: Vec<String> = moved_hash.iter().chain(&stays).cloned().collect();
+    for z in &all {
+        assert_eq!(
+            before.spawn_zone(z, 9, &table).await.status,
+            StatusCode::CREATED
+        );
+        let c = before
+            .claim(z, &before.token("early"), Some("k-before"))
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{:?}", c.body);
+    }
+    let mut ws = connect(&before, "watcher").await;
+    let old_position = subscribe(&mut ws, &[&moved_hash[0]]).await["position"]
+        .as_str()
+        .expect("position")
+        .to_owned();
+    let _ = ws.close(None).await;
+
+    // The documented way to add capacity: register the new database, then list it.
+    let third = fresh_db_on(0).await;
+    let shards = two.join(",");
+    let env = [
+        ("TROVE_SHARDS", shards.as_str()),
+        ("TROVE_JWT_SECRET", SECRET),
+    ];
+    let (ok, out) = run_trove(&["shards", "add", &third], &env).await;
+    assert!(ok && out.contains("shard 2 is registered"), "{out}");
+    // Adding it again changes nothing.
+    let (ok, out) = run_trove(&["shards", "add", &third], &env).await;
+    assert!(ok && out.contains("shard 2 is registered"), "{out}");
+    before.shutdown();
+
+    // An instance still listing two shards, or listing them out of order, refuses to serve.
+    for (urls, why) in [
+        (two.clone(), "lists 2"),
+        (
+            vec![two[1].clone(), two[0].clone(), third.clone()],
+            "out of order",
+        ),
+    ] {
+        let config = Config::for_shards(urls, SECRET);
+        let engine = trove::app::engine(&config).expect("engine");
+        let keys = trove::auth::JwtKeys::new(SECRET.as_bytes()).expect("keys");
+        let refused = trove::app::Application::bind(&config, engine, keys).await;
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains(why), "{why}: {message}");
+    }
+
+    let three: Vec<String> = two.iter().cloned().chain([third]).collect();
+    let app = spawn_app_on(three.clone()).await;
+    let (ok, out) = run_trove(&["shards"], &[("TROVE_SHARDS", &three.join(","))]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("shard 2 ") && out.contains("0 zones"), "{out}");
+    for z in &all {
+        let v = zone(&app, z).await;
+        assert_eq!(v["shard"], shard_index(z, 2), "{z} stays where it was: {v}");
+        assert_eq!(
+            (v["total"].as_i64(), v["opened"].as_i64()),
+            (Some(9), Some(1)),
+            "{v}"
+        );
+        // A retry from before the add replays; a spawn grows the same zone.
+        let again = app.claim(z, &app.token("early"), Some("k-before")).await;
+        assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+        let grown = app.spawn_zone(z, 3, &table).await;
+        assert_eq!(grown.body["remaining"], 11, "{:?}", grown.body);
+    }
+    for z in &moved_hash {
+        assert_eq!(rows_named(&app, 2, "zones", z).await, 0, "no second {z}");
+    }
+    // Every chest of every zone opens once: 12 chests, 12 distinct claims, then exhausted.
+    for z in &all {
+        let t = app.token("drainer");
+        let mut chests = HashSet::new();
+        for _ in 0..11 {
+            let r = app.claim(z, &t, None).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            assert!(chests.insert(r.body["chest_id"].as_i64()), "{:?}", r.body);
+        }
+        assert_eq!(app.claim(z, &t, None).await.code(), "zone_exhausted");
+        assert_eq!(app.ledger_count(z).await, 12);
+    }
+    // New zones are placed by the hash over three shards.
+    let fresh = names("znew", 0, 2, 1).remove(0);
+    assert_eq!(
+        app.spawn_zone(&fresh, 2, &table).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(zone(&app, &fresh).await["shard"], 2);
+
+    // The loot table is still numbered by its first home: version 2 follows version 1.
+    let changed =
+        json!([{"item": "gem", "weight": 1, "min_qty": 1, "max_qty": 1, "rarity": "rare"}]);
+    assert_eq!(app.put_table(&table, changed).await.body["version"], 2);
+    let admin = app.admin();
+    let v1 = app
+        .call(
+            Method::GET,
+            &format!("/v1/loot-tables/{table}?version=1"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(v1.body["entries"][0]["item"], "gold", "{:?}", v1.body);
+    assert_eq!(
+        rows_named(&app, 0, "loot_tables", &table).await,
+        2,
+        "both versions at home"
+    );
+    assert_eq!(
+        rows_named(&app, 2, "loot_tables", &table).await,
+        1,
+        "only the copy a spawn made"
+    );
+
+    // A position from before the add still resumes (the new shard's part from its start).
+    let mut ws = connect(&app, "watcher").await;
+    let resume = json!({"op": "subscribe", "zones": [&moved_hash[0]], "since": old_position});
+    ws.send(Message::text(resume.to_string()))
+        .await
+        .expect("send");
+    let reply = crate::realtime::next(&mut ws, std::time::Duration::from_secs(5))
+        .await
+        .expect("an answer to the resume");
+    assert_eq!(
+        reply["type"], "chest_opened",
+        "the replay comes first: {reply}"
+    );
+}
