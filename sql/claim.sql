@@ -12,7 +12,7 @@
 -- never on the zone or the shard.
 --
 -- One row per claim, `idx` its 1-based place in the arrays, with its status:
--- opened | replayed | exhausted | already_opened | not_found | stale | retry | collided
+-- opened | replayed | exhausted | already_opened | not_found | stale | retry | collided | moving
 WITH req AS MATERIALIZED (
     SELECT *
     FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[], $5::bigint[],
@@ -34,15 +34,23 @@ key_lock AS MATERIALIZED (
         ORDER BY 1
     ) AS k
 ),
+-- Each zone's fence lock, shared (a move takes it exclusively: migrations/0005), then the
+-- zone's state read with a fresh snapshot: a zone whose copy here does not serve (it is
+-- moving) opens nothing, and a move waits for every statement that got past this point.
+fence AS MATERIALIZED (
+    SELECT f.zone_id, trove_zone_state(f.zone_id) AS state
+    FROM (SELECT DISTINCT r.zone_id FROM req r ORDER BY 1) AS f
+    WHERE (SELECT count(*) FROM key_lock) >= 0
+),
 -- Per-zone opened counts are spread over 16 slots. A batch takes, per zone, the first slot no
 -- other transaction holds (starting from its backend's), so concurrent batches never queue on
 -- a counter; only when all 16 are held does it wait for its backend's slot at the end.
 counter_lock AS MATERIALIZED (
     SELECT z.zone_id, s.slot
-    FROM (SELECT DISTINCT r.zone_id FROM req r ORDER BY 1) AS z
+    FROM (SELECT f.zone_id FROM fence f WHERE f.state = 'live' ORDER BY 1) AS z
     CROSS JOIN LATERAL (
         SELECT n.slot FROM zone_counters n
-        WHERE n.zone_id = z.zone_id AND (SELECT count(*) FROM key_lock) >= 0
+        WHERE n.zone_id = z.zone_id
         ORDER BY (n.slot + 16 - pg_backend_pid() % 16) % 16
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -53,6 +61,7 @@ zone AS (
     -- The zone row is only read: claims never write it, so it is not a hot row.
     SELECT r.idx, 1 + (r.start % greatest(z.chest_count, 1)) AS first
     FROM req r
+    JOIN fence f ON f.zone_id = r.zone_id AND f.state = 'live'
     CROSS JOIN LATERAL (
         SELECT z.chest_count FROM zones z
         WHERE z.id = r.zone_id AND z.seed_epoch = r.epoch
@@ -162,6 +171,8 @@ SELECT
     CASE
         WHEN EXISTS (SELECT 1 FROM prior pr WHERE pr.idx = r.idx) THEN 'replayed'
         WHEN a.idx IS NOT NULL THEN 'opened'
+        WHEN EXISTS (SELECT 1 FROM fence f WHERE f.zone_id = r.zone_id AND f.state <> 'live')
+            THEN 'moving'
         WHEN NOT EXISTS (SELECT 1 FROM zone z WHERE z.idx = r.idx) THEN 'stale'
         WHEN EXISTS (SELECT 1 FROM twin t WHERE t.idx = r.idx) THEN 'collided'
         WHEN EXISTS (SELECT 1 FROM taken t WHERE t.idx = r.idx) THEN 'retry'

@@ -1,5 +1,6 @@
 -- The next ledger rows for the leaderboards: after the boards' position ($1, $2, $3) and below
--- the horizon (read from this statement's own snapshot), synthetic (probe) zones left out.
+-- the horizon (read from this statement's own snapshot), synthetic (probe) zones left out, and
+-- rows a zone move copied here too (they counted when they were made on the source).
 -- Always at least one row, carrying the horizon; $4 is the batch size.
 WITH h AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
@@ -13,7 +14,7 @@ LEFT JOIN LATERAL (
     FROM claims c
     JOIN zones z ON z.id = c.zone_id
     WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < h.horizon
-      AND NOT z.synthetic
+      AND NOT z.synthetic AND NOT c.copied
     ORDER BY c.xid, c.zone_id, c.chest_id
     LIMIT $4
 ) AS e ON true

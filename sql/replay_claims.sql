@@ -2,9 +2,10 @@
 -- ($2, $3, $4) and up to ($5, $6, $7), returning the opened chests among them of the zones
 -- named in $1, oldest first, each with the page's last position (`last_*`) where the next
 -- page starts. No row: nothing left. A page is a statement of its own, so nothing stays open
--- while it is written to the client, and it walks the tail index, never a whole zone.
+-- while it is written to the client, and it walks the tail index, never a whole zone. Rows a
+-- zone move copied here are not replayed (a resume from before a zone arrived gets a snapshot).
 WITH w AS (
-    SELECT c.xid, c.zone_id, c.chest_id, c.player, c.claim_id, c.loot, c.opened_at
+    SELECT c.xid, c.zone_id, c.chest_id, c.player, c.claim_id, c.loot, c.opened_at, c.copied
     FROM claims c
     WHERE (c.xid, c.zone_id, c.chest_id) > ($2, $3, $4)
       AND (c.xid, c.zone_id, c.chest_id) <= ($5, $6, $7)
@@ -26,6 +27,6 @@ LEFT JOIN LATERAL (
     SELECT w.*, z.name AS zone
     FROM w
     JOIN zones z ON z.id = w.zone_id
-    WHERE z.name = ANY($1)
+    WHERE z.name = ANY($1) AND NOT w.copied
 ) AS e ON true
 ORDER BY e.xid, e.zone_id, e.chest_id

@@ -3,6 +3,7 @@
 -- snapshot, which also sees all of them) and the events after the tail position ($1, $2, $3)
 -- and below the horizon, in position order: opened chests from the ledger, and spawns.
 -- Always at least one row; with no events its event columns are NULL. $4 is the batch size.
+-- Rows a zone move copied here are not events (they were when they were made on the source).
 WITH h AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
 )
@@ -17,10 +18,12 @@ LEFT JOIN LATERAL (
                c.opened_at AS at, NULL::bigint AS count
         FROM claims c
         WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < h.horizon
+          AND NOT c.copied
         UNION ALL
         SELECT 'spawn', s.xid, s.zone_id, s.first_chest, NULL, NULL, NULL, s.created_at, s.count
         FROM spawns s
         WHERE (s.xid, s.zone_id, s.first_chest) > ($1, $2, $3) AND s.xid < h.horizon
+          AND NOT s.copied
     ) AS ev
     JOIN zones z ON z.id = ev.zone_id
     ORDER BY ev.xid, ev.zone_id, ev.chest_id

@@ -1,7 +1,8 @@
 -- Reveal the current epoch's seed and start the next epoch with a fresh committed seed.
--- One statement: the zone row lock orders it against spawns and other reveals.
+-- One statement: the zone row lock orders it against spawns, other reveals and a move's fence
+-- (a zone that is not live here reveals nothing).
 WITH zone AS (
-    SELECT id, seed_epoch FROM zones WHERE name = $1 FOR UPDATE
+    SELECT id, seed_epoch FROM zones WHERE name = $1 AND state = 'live' FOR UPDATE
 ),
 revealed AS (
     UPDATE zone_seeds s SET revealed_at = now()

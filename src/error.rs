@@ -69,6 +69,14 @@ impl Error {
         }
     }
 
+    /// The zone is being moved to another shard: retry in a moment.
+    pub fn zone_moving(zone: &str) -> Self {
+        Error::Unavailable {
+            code: "zone_moving",
+            message: format!("zone {zone:?} is moving to another shard; retry in a moment"),
+        }
+    }
+
     /// The same failure for each claim of a batch that failed as one statement: a down shard
     /// stays a 503 for every one of them, anything else becomes an internal error.
     pub fn copy_for_batch(&self) -> Error {

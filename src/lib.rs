@@ -16,7 +16,8 @@
 //! - [`ratelimit`]: token buckets in Redis.
 //! - The domain, operations of [`Engine`] in the module of their concept: [`claims`]
 //!   (opening chests, history), [`zones`] (spawns, totals, reveals, listings),
-//!   [`loot_tables`] (stored versions), [`verify`] (re-deriving a zone's draws).
+//!   [`loot_tables`] (stored versions), [`verify`] (re-deriving a zone's draws), [`moves`]
+//!   (moving a zone to another shard online).
 //! - [`ledger`]: positions on a shard's tail, the horizon rule, recorded loot.
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
 //! - [`redis_client`]: the one Redis pool, with short timeouts and back-off.
@@ -42,6 +43,7 @@ pub mod local;
 pub mod loot;
 pub mod loot_tables;
 pub mod metrics;
+pub mod moves;
 pub mod names;
 pub mod probe;
 pub mod ratelimit;

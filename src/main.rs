@@ -36,6 +36,11 @@ enum Command {
     },
     /// Print a bearer token.
     Token(trove::auth::TokenArgs),
+    /// Zone maintenance: move a zone to another shard online.
+    Zones {
+        #[command(subcommand)]
+        action: trove::moves::ZoneCommand,
+    },
     /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
     Verify { zone: String },
     /// Print the OpenAPI 3 description of the HTTP API (as served at /openapi.json).
@@ -106,6 +111,10 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             if !ready {
                 bail!("not every shard is ready");
             }
+        }
+        Command::Zones { action } => {
+            let engine = Engine::new(shards, config.batching());
+            print!("{}", trove::moves::cli(&engine, action).await?);
         }
         Command::Verify { zone } => {
             let report = Engine::new(shards, config.batching()).verify(&zone).await?;

@@ -42,7 +42,7 @@ impl Engine {
     pub async fn verify(&self, zone: &str) -> Result<VerifyReport> {
         validate_zone_name(zone)?;
         let info = self.zone_info(zone, true).await?;
-        let shard = self.shards.zone_shard(zone).await?;
+        let shard = &self.shards.all()[info.shard];
         let pool = shard.pool()?;
         let mut tables: HashMap<i32, Arc<LootTable>> =
             info.tables.iter().map(|t| (t.id, Arc::clone(t))).collect();

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::fairness;
 use crate::loot::LootTable;
 use crate::names::validate_zone_name;
+use crate::shards::Shard;
 
 /// Most chests one spawn request may add; a million insert in a few seconds.
 pub const MAX_SPAWN: i64 = 1_000_000;
@@ -30,6 +31,23 @@ pub struct ZoneInfo {
     pub synthetic: bool,
     pub seed: Vec<u8>,
     pub tables: Vec<Arc<LootTable>>,
+}
+
+/// A zone's row and totals on its shard.
+struct ZoneStats {
+    id: i32,
+    chest_count: i64,
+    seed_epoch: i32,
+    commitment: Vec<u8>,
+    opened: i64,
+}
+
+/// How a spawn's transaction ended (it rolls back unless `Done`).
+enum Grown {
+    Done,
+    /// The zone is moving (or moved away meanwhile): nothing was spawned.
+    Moving,
+    TooBig,
 }
 
 /// Per-instance cache of `ZoneInfo` by zone name.
@@ -143,20 +161,28 @@ impl Engine {
                 return Ok(info);
             }
         }
-        if reload {
-            // A reload may be after a move: ask the catalog again too.
-            self.shards.placement().forget(zone);
-        }
-        let shard = self.shards.zone_shard(zone).await?;
-        let mut conn = shard.acquire().await?;
-        let row = sqlx::query_file!("sql/zone_load.sql", zone)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| shard.db_error(e))?;
-        let Some(row) = row else {
-            self.zones.forget(zone);
-            self.shards.placement().forget(zone);
-            return Err(Error::ZoneNotFound(zone.to_owned()));
+        // A reload may be after a move, and a shard without the zone may be one it moved
+        // away from: then the catalog is asked again.
+        let mut fresh = reload;
+        let (shard, mut conn, row) = loop {
+            if fresh {
+                self.shards.placement().forget(zone);
+            }
+            let shard = self.shards.zone_shard(zone).await?;
+            let mut conn = shard.acquire().await?;
+            let row = sqlx::query_file!("sql/zone_load.sql", zone)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+            match row {
+                Some(row) => break (shard, conn, row),
+                None if !fresh => fresh = true,
+                None => {
+                    self.zones.forget(zone);
+                    self.shards.placement().forget(zone);
+                    return Err(Error::ZoneNotFound(zone.to_owned()));
+                }
+            }
         };
         let tables = sqlx::query_file!("sql/zone_loot_tables.sql", row.id)
             .fetch_all(&mut *conn)
@@ -194,10 +220,13 @@ impl Engine {
             ));
         }
         let table = self.latest_loot_table(loot_table).await?;
+        // Spawns are rare: ask the catalog afresh, so a zone that moved is found where it is.
+        self.shards.placement().forget(zone);
         let shard = self.shards.place_zone(zone).await?;
         let pool = shard.pool()?;
         let seed = fairness::new_server_seed()?;
-        let result: Result<(i32, i64), sqlx::Error> = async {
+        let placement = self.shards.placement();
+        let result: Result<Grown, Error> = async {
             let mut tx = pool.begin().await?;
             let entries = serde_json::to_value(&table.spec.entries)
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
@@ -219,10 +248,10 @@ impl Engine {
                         .await?
                 }
             };
-            if let Some(zone_id) = sqlx::query_file_scalar!("sql/zone_create.sql", zone, synthetic)
+            let created = sqlx::query_file_scalar!("sql/zone_create.sql", zone, synthetic)
                 .fetch_optional(&mut *tx)
-                .await?
-            {
+                .await?;
+            if let Some(zone_id) = created {
                 sqlx::query_file!("sql/zone_init.sql", zone_id, &seed[..])
                     .execute(&mut *tx)
                     .await?;
@@ -230,8 +259,11 @@ impl Engine {
             let grown = sqlx::query_file!("sql/zone_grow.sql", zone, count)
                 .fetch_one(&mut *tx)
                 .await?;
+            if grown.state != "live" {
+                return Ok(Grown::Moving);
+            }
             if grown.chest_count > MAX_ZONE_CHESTS {
-                return Ok((grown.id, -1));
+                return Ok(Grown::TooBig);
             }
             sqlx::query_file!(
                 "sql/chests_spawn.sql",
@@ -250,16 +282,31 @@ impl Engine {
             )
             .execute(&mut *tx)
             .await?;
+            // A zone created here must still be placed here: a move may have switched it
+            // away (and dropped its old row) since the placement was read.
+            if created.is_some() {
+                placement.forget(zone);
+                if placement.zone(zone).await? != Some(shard.index) {
+                    return Ok(Grown::Moving);
+                }
+            }
             tx.commit().await?;
-            Ok((grown.id, grown.chest_count))
+            Ok(Grown::Done)
         }
-        .await;
-        let (_, total) = result.map_err(|e| shard.db_error(e))?;
-        if total < 0 {
-            return Err(Error::invalid(
-                "invalid_count",
-                format!("a zone holds at most {MAX_ZONE_CHESTS} chests"),
-            ));
+        .await
+        .map_err(|e| match e {
+            Error::Database(e) => shard.db_error(e),
+            other => other,
+        });
+        match result? {
+            Grown::Done => {}
+            Grown::Moving => return Err(Error::zone_moving(zone)),
+            Grown::TooBig => {
+                return Err(Error::invalid(
+                    "invalid_count",
+                    format!("a zone holds at most {MAX_ZONE_CHESTS} chests"),
+                ))
+            }
         }
         // Claims on this instance see the new table at once; other instances find out on
         // their first claim of such a chest (status retry) and reload.
@@ -274,25 +321,41 @@ impl Engine {
 
     /// (zone id, total, opened) from the zone row and its counter slots.
     async fn zone_counts(&self, zone: &str) -> Result<(i32, i64, i64)> {
-        let shard = self.shards.zone_shard(zone).await?;
-        let row = sqlx::query_file!("sql/zone_stats.sql", zone)
-            .fetch_optional(&mut *shard.acquire().await?)
-            .await
-            .map_err(|e| shard.db_error(e))?
-            .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
+        let (_, row) = self.locate(zone).await?;
         Ok((row.id, row.chest_count, row.opened))
+    }
+
+    /// The zone's shard and its totals there. A shard that no longer has the zone (a
+    /// placement cached from before a move) makes it ask the catalog again, once.
+    async fn locate(&self, zone: &str) -> Result<(Arc<Shard>, ZoneStats)> {
+        for fresh in [false, true] {
+            if fresh {
+                self.shards.placement().forget(zone);
+            }
+            let shard = Arc::clone(self.shards.zone_shard(zone).await?);
+            let row = sqlx::query_file!("sql/zone_stats.sql", zone)
+                .fetch_optional(&mut *shard.acquire().await?)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+            if let Some(r) = row {
+                let stats = ZoneStats {
+                    id: r.id,
+                    chest_count: r.chest_count,
+                    seed_epoch: r.seed_epoch,
+                    commitment: r.commitment,
+                    opened: r.opened,
+                };
+                return Ok((shard, stats));
+            }
+        }
+        Err(Error::ZoneNotFound(zone.to_owned()))
     }
 
     /// A zone's totals and seed commitments. O(1) in zone size: no chest is counted.
     pub async fn zone(&self, zone: &str) -> Result<ZoneView> {
         validate_zone_name(zone)?;
-        let shard = self.shards.zone_shard(zone).await?;
+        let (shard, row) = self.locate(zone).await?;
         let mut conn = shard.acquire().await?;
-        let row = sqlx::query_file!("sql/zone_stats.sql", zone)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| shard.db_error(e))?
-            .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
         let epochs = sqlx::query_file!("sql/zone_epochs.sql", row.id)
             .fetch_all(&mut *conn)
             .await
@@ -361,13 +424,24 @@ impl Engine {
     /// Reveals the current epoch's seed and commits to a fresh one for the claims after it.
     pub async fn reveal(&self, zone: &str) -> Result<RevealResult> {
         validate_zone_name(zone)?;
-        let shard = self.shards.zone_shard(zone).await?;
+        let (shard, _) = self.locate(zone).await?;
         let next = fairness::new_server_seed()?;
+        let mut conn = shard.acquire().await?;
         let row = sqlx::query_file!("sql/zone_reveal.sql", zone, &next[..])
-            .fetch_optional(&mut *shard.acquire().await?)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(|e| shard.db_error(e))?
-            .ok_or_else(|| Error::ZoneNotFound(zone.to_owned()))?;
+            .map_err(|e| shard.db_error(e))?;
+        let Some(row) = row else {
+            // Not live here: moving (or, rarely, moved away a moment ago).
+            let state = sqlx::query_file_scalar!("sql/zone_state.sql", zone)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+            return Err(match state {
+                Some(_) => Error::zone_moving(zone),
+                None => Error::ZoneNotFound(zone.to_owned()),
+            });
+        };
         self.zones.forget(zone);
         Ok(RevealResult {
             zone: zone.to_owned(),
@@ -388,11 +462,10 @@ impl Engine {
         limit: i64,
     ) -> Result<ChestPage> {
         validate_zone_name(zone)?;
-        let (zone_id, _, _) = self.zone_counts(zone).await?;
-        let shard = self.shards.zone_shard(zone).await?;
+        let (shard, stats) = self.locate(zone).await?;
         let rows = sqlx::query_file!(
             "sql/chests_list.sql",
-            zone_id,
+            stats.id,
             after,
             limit,
             state != Some(ChestState::Opened),

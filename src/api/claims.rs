@@ -109,6 +109,10 @@ async fn claim(
         Err(Error::ChestAlreadyOpened { .. }) => ("chest_already_opened", true),
         Err(Error::ZoneNotFound(_) | Error::ChestNotFound { .. }) => ("not_found", true),
         Err(Error::ShardUnavailable { .. }) => ("shard_unavailable", false),
+        Err(Error::Unavailable {
+            code: "zone_moving",
+            ..
+        }) => ("zone_moving", false),
         Err(e) if status_of(e).is_client_error() => ("rejected", false),
         Err(_) => ("error", false),
     };

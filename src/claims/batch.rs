@@ -52,6 +52,8 @@ pub enum ClaimStatus {
     Retry,
     /// Another claim of the same batch took the chest or has the same key: go again.
     Collided,
+    /// The zone is being moved off this shard (fenced): wait a moment and go again.
+    Moving,
 }
 
 type Reply = oneshot::Sender<Result<ClaimStatus>>;
@@ -246,6 +248,7 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
                     "stale" => Ok(ClaimStatus::Stale),
                     "retry" => Ok(ClaimStatus::Retry),
                     "collided" => Ok(ClaimStatus::Collided),
+                    "moving" => Ok(ClaimStatus::Moving),
                     other => Err(Error::Internal(format!("unknown claim status {other:?}"))),
                 };
                 let _ = reply.send(status);

@@ -48,6 +48,10 @@ pub struct ClaimOutcome {
 
 /// Attempts per claim when the cached zone view is stale (a reveal or a new loot table).
 const ATTEMPTS: usize = 3;
+/// How long a claim waits for a moving zone's fence to lift (checking every `MOVING_PAUSE`)
+/// before it answers 503 `zone_moving`: a move fences a zone for well under a second.
+const MOVING_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const MOVING_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 /// A bound that is never reached in practice: each statement settles the first of any
 /// colliding claims (and a key's twin replays once its first claim committed).
 const MAX_COLLISIONS: usize = 1000;
@@ -82,6 +86,7 @@ impl Engine {
         let mut reload = false;
         let mut attempts = 0;
         let mut collisions = 0;
+        let mut moving_since = None;
         while attempts < ATTEMPTS {
             let info = self.zone_info(zone, reload).await?;
             let shard = info.shard;
@@ -148,6 +153,17 @@ impl Engine {
                             return self.replay(prior, chest);
                         }
                     }
+                }
+                ClaimStatus::Moving => {
+                    // Fenced for a move: wait for the switch (then the zone is found on its
+                    // new shard) rather than fail the claim.
+                    let since = *moving_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > MOVING_WAIT {
+                        return Err(Error::zone_moving(zone));
+                    }
+                    tokio::time::sleep(MOVING_PAUSE).await;
+                    reload = true;
+                    continue;
                 }
                 ClaimStatus::Stale | ClaimStatus::Collided => {}
             }

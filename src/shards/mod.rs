@@ -24,6 +24,10 @@ pub use status::{latest_migration, report, ShardReadiness, ShardStatus, MIGRATOR
 
 use crate::error::{Error, Result};
 
+/// Connections to the catalog shard for placement look-ups (one statement each, never held
+/// while waiting for another connection).
+const CATALOG_POOL_SIZE: u32 = 8;
+
 /// What the shards need from the configuration (`TROVE_SHARDS`, `TROVE_DB_*`).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -58,7 +62,10 @@ impl ShardSet {
             .enumerate()
             .map(|(i, url)| Shard::new(i, url.trim(), settings).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        let placement = Arc::new(Placement::new(Arc::clone(&shards[0]), shards.len()));
+        // The catalog gets a pool of its own: a spawn reads it while holding a connection of
+        // its zone's shard, which may be the catalog shard's own API pool.
+        let catalog = Arc::new(shards[0].derived(CATALOG_POOL_SIZE, &[]));
+        let placement = Arc::new(Placement::new(catalog, shards.len()));
         Ok(ShardSet {
             shards: Arc::new(shards),
             placement,

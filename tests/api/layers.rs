@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("zones", 2),
     ("loot_tables", 2),
     ("verify", 2),
+    ("moves", 2),
     ("realtime", 3),
     ("leaderboards", 3),
     ("ratelimit", 3),

@@ -10,6 +10,7 @@ mod cli;
 mod elastic;
 mod fairness;
 mod layers;
+mod moves;
 mod ops;
 mod probe;
 mod realtime;

@@ -1,0 +1,14 @@
+-- Copies a batch of ledger rows onto the target copy, marked copied (they are not new claims
+-- to its tails), with their idempotency keys (a retry from before the move replays), and
+-- removes their chests from the copy's unopened set (copied while still unopened).
+WITH ins AS (
+    INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot,
+                        opened_at, idempotency_key, copied)
+    SELECT $1, c.chest_id, c.claim_id, c.player, c.seed_epoch, c.loot_table_id, c.loot,
+           c.opened_at, c.idempotency_key, true
+    FROM unnest($2::bigint[], $3::uuid[], $4::text[], $5::integer[], $6::integer[],
+                $7::jsonb[], $8::timestamptz[], $9::text[])
+         AS c (chest_id, claim_id, player, seed_epoch, loot_table_id, loot, opened_at, idempotency_key)
+    ON CONFLICT DO NOTHING
+)
+DELETE FROM chests WHERE zone_id = $1 AND chest_id = ANY($2)

@@ -1,0 +1,269 @@
+//! Moving a zone to another shard online: it takes everything it owns, answers exactly as
+//! before, and a mover that dies at any step leaves it served by exactly one shard.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use trove::moves::{MoveOptions, ZONE_TABLES};
+
+use crate::helpers::{fresh_db_on, run_trove, spawn_app_on, zone_on, TestApp, SECRET};
+
+/// Everything a client can read about a zone and a player's claims in it.
+async fn answers(app: &TestApp, zone: &str, player: &str) -> Value {
+    let admin = app.admin();
+    let get = |path: String| {
+        let admin = admin.clone();
+        async move {
+            app.call(Method::GET, &path, Some(&admin), None, &[])
+                .await
+                .body
+        }
+    };
+    let mut view = app.zone(zone).await;
+    view["shard"] = Value::Null;
+    let history: Vec<Value> = get(format!("/v1/players/{player}/claims?limit=500")).await["claims"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["zone"] == zone)
+        .collect();
+    json!({
+        "zone": view,
+        "opened": get(format!("/v1/zones/{zone}/chests?state=opened&limit=1000")).await,
+        "unopened": get(format!("/v1/zones/{zone}/chests?state=unopened&limit=1000")).await,
+        "history": history,
+        "table_v1": get("/v1/loot-tables/starter?version=1".into()).await,
+    })
+}
+
+/// Rows of the zone on a shard, in every table that holds zone rows.
+async fn rows_on(app: &TestApp, shard: usize, zone: &str) -> i64 {
+    let mut db = app.shard_db(shard).await;
+    let id: Option<i32> = sqlx::query_scalar("SELECT id FROM zones WHERE name = $1")
+        .bind(zone)
+        .fetch_optional(&mut db)
+        .await
+        .expect("zone id");
+    let Some(id) = id else { return 0 };
+    let mut n = 1;
+    for t in ZONE_TABLES.iter().filter(|t| **t != "zones") {
+        let c: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t} WHERE zone_id = $1"))
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .expect("count");
+        n += c;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_with_a_zone_id_is_one_a_move_copies() {
+    let app = spawn_app_on(vec![fresh_db_on(0).await, fresh_db_on(1).await]).await;
+    let mut db = app.shard_db(0).await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT table_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND column_name = 'zone_id'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("tables");
+    assert!(tables.len() >= 6, "{tables:?}");
+    for t in tables {
+        assert!(
+            ZONE_TABLES.contains(&t.as_str()),
+            "{t} has a zone_id but moves do not copy it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_zone_answers_exactly_as_before_and_keeps_serving_on_its_new_shard() {
+    let app = spawn_app_on(vec![fresh_db_on(0).await, fresh_db_on(1).await]).await;
+    app.starter().await;
+    let zone = zone_on(0, "mover");
+    app.spawn_zone(&zone, 120, "starter").await;
+    let t = app.token("walker");
+    let mut keyed = Vec::new();
+    for i in 0..30 {
+        let key = format!("k{i}");
+        let r = app.claim(&zone, &t, Some(&key)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        keyed.push((key, r.body));
+    }
+    let admin = app.admin();
+    let reveal = app
+        .call(
+            Method::POST,
+            &format!("/v1/zones/{zone}/reveal"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(reveal.status, StatusCode::OK, "{:?}", reveal.body);
+    for _ in 0..5 {
+        assert_eq!(app.claim(&zone, &t, None).await.status, StatusCode::CREATED);
+    }
+    // A second version of the table, so the zone's chests use two.
+    let changed =
+        json!([{"item": "gem", "weight": 1, "min_qty": 1, "max_qty": 1, "rarity": "rare"}]);
+    assert_eq!(app.put_table("starter", changed).await.body["version"], 2);
+    app.spawn_zone(&zone, 20, "starter").await;
+    let before = answers(&app, &zone, "walker").await;
+
+    let report = app
+        .engine
+        .move_zone(
+            &zone,
+            1,
+            &MoveOptions {
+                batch: 50,
+                ..MoveOptions::default()
+            },
+        )
+        .await
+        .expect("move");
+    assert_eq!((report.from, report.to), (0, 1));
+    assert_eq!((report.chests, report.claims), (105, 35), "{report:?}");
+
+    assert_eq!(app.zone(&zone).await["shard"], 1);
+    assert_eq!(answers(&app, &zone, "walker").await, before);
+    assert_eq!(
+        rows_on(&app, 0, &zone).await,
+        0,
+        "nothing of the zone is left on shard 0"
+    );
+    let verified = app.engine.verify(&zone).await.expect("verify");
+    assert_eq!((verified.claims_checked, verified.mismatch_count), (35, 0));
+    // Keys from before the move replay the first answer.
+    for (key, first) in &keyed {
+        let again = app.claim(&zone, &t, Some(key)).await;
+        assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+        assert_eq!(&again.body, first);
+    }
+    // And the zone keeps serving there: every chest left opens once.
+    let mut opened = BTreeSet::new();
+    loop {
+        let r = app.claim(&zone, &t, None).await;
+        if r.status != StatusCode::CREATED {
+            assert_eq!(r.code(), "zone_exhausted", "{:?}", r.body);
+            break;
+        }
+        assert!(opened.insert(r.body["chest_id"].as_i64().expect("id")));
+    }
+    assert_eq!(opened.len(), 105);
+    assert_eq!(app.ledger_count(&zone).await, 140);
+    // Moving it back works the same way.
+    app.engine
+        .move_zone(&zone, 0, &MoveOptions::default())
+        .await
+        .expect("move back");
+    assert_eq!(app.zone(&zone).await["remaining"], 0);
+    assert_eq!(app.ledger_count(&zone).await, 140);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mover_killed_after_any_transaction_leaves_one_serving_shard_and_a_rerun_finishes() {
+    let urls = vec![fresh_db_on(0).await, fresh_db_on(1).await];
+    let app = spawn_app_on(urls.clone()).await;
+    app.starter().await;
+    let shards = urls.join(",");
+    let env = |crash: &str| -> Vec<(&str, String)> {
+        vec![
+            ("TROVE_SHARDS", shards.clone()),
+            ("TROVE_JWT_SECRET", SECRET.into()),
+            ("TROVE_MOVE_CRASH_AFTER", crash.into()),
+        ]
+    };
+    let mut crash_points = 0;
+    for crash in 1.. {
+        let zone = format!("crash-{crash}");
+        let zone = (0..)
+            .map(|i| format!("{zone}-{i}"))
+            .find(|z| trove::shards::shard_index(z, 2) == 0)
+            .expect("a name on shard 0");
+        app.spawn_zone(&zone, 30, "starter").await;
+        let t = app.token("victim");
+        for i in 0..10 {
+            let key = format!("pre-{i}");
+            assert_eq!(
+                app.claim(&zone, &t, Some(&key)).await.status,
+                StatusCode::CREATED
+            );
+        }
+        let args = ["zones", "move", &zone, "--to", "1", "--batch", "4"];
+        let crash_env = env(&crash.to_string());
+        let refs: Vec<(&str, &str)> = crash_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (ok, out) = run_trove(&args, &refs).await;
+        if ok {
+            // No crash point left: the move ran to its end.
+            assert!(out.contains("moved"), "{out}");
+            break;
+        }
+        assert!(out.contains(&format!("crash point {crash}")), "{out}");
+        crash_points += 1;
+        // Exactly one shard serves it, with nothing lost: claims work or wait for the move.
+        let r = app.claim(&zone, &t, Some("pre-0")).await;
+        assert!(
+            r.status == StatusCode::OK || r.code() == "zone_moving",
+            "after crash point {crash}: {:?}",
+            r.body
+        );
+        let live: i64 = {
+            let mut n = 0;
+            for shard in 0..2 {
+                let mut db = app.shard_db(shard).await;
+                let c: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM zones WHERE name = $1 AND state = 'live'",
+                )
+                .bind(&zone)
+                .fetch_one(&mut db)
+                .await
+                .expect("count");
+                n += c;
+            }
+            n
+        };
+        assert!(live <= 1, "after crash point {crash}: {live} live copies");
+        // Running the command again finishes the move.
+        let plain = env("");
+        let refs: Vec<(&str, &str)> = plain.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (ok, out) = run_trove(&args, &refs).await;
+        assert!(
+            ok && out.contains("moved"),
+            "rerun after crash point {crash}: {out}"
+        );
+        assert_eq!(
+            app.zone(&zone).await["shard"],
+            1,
+            "after crash point {crash}"
+        );
+        assert_eq!(
+            rows_on(&app, 0, &zone).await,
+            0,
+            "after crash point {crash}"
+        );
+        for i in 0..10 {
+            let again = app.claim(&zone, &t, Some(&format!("pre-{i}"))).await;
+            assert_eq!(again.status, StatusCode::OK, "after crash point {crash}");
+        }
+        let fresh = app.claim(&zone, &t, None).await;
+        assert_eq!(
+            fresh.status,
+            StatusCode::CREATED,
+            "after crash point {crash}"
+        );
+        assert_eq!(app.ledger_count(&zone).await, 11);
+        let verified = app.engine.verify(&zone).await.expect("verify");
+        assert_eq!(verified.mismatch_count, 0);
+    }
+    // A zone of 20 unopened chests and 10 claims, in batches of 4: the move's start (1), the
+    // target copy (1) and its loot table (1), 5 chest batches and 3 ledger batches, the fence
+    // (1) and its phase (1), the last sync (1), the target switch (1), the catalog switch (1),
+    // dropping the source row (1) and its rows in 5 batches (4 chests and 4 claims each), and
+    // the end (1).
+    assert_eq!(crash_points, 23, "crash points");
+}
