@@ -5,11 +5,15 @@
 -- Which copy of a zone serves it:
 -- `live`     serves claims, spawns and reveals (every zone until it moves);
 -- `incoming` a copy being filled on the target: serves nothing;
--- `fenced`   the source during the last copy: claims get 503 zone_moving, nothing changes.
--- A source that handed its zone over is deleted (its catalog row names the target).
+-- `fenced`   the source during the last copy: claims get 503 zone_moving, nothing changes;
+-- `moved`    the source after the switch: serves nothing and reads as absent, but keeps its
+--            ledger rows a while (`moved_at`), so every ledger tail (leaderboards above all)
+--            reads the claims it made before the fence although the target now has copies.
+--            `trove zones cleanup` deletes it once the tails are long past it.
 ALTER TABLE zones
     ADD COLUMN state text NOT NULL DEFAULT 'live'
-        CHECK (state IN ('live', 'incoming', 'fenced')),
+        CHECK (state IN ('live', 'incoming', 'fenced', 'moved')),
+    ADD COLUMN moved_at timestamptz,
     -- On a zone that moved here: the tail position (xid) of its arrival. Events before it
     -- were on another shard, so a resume from before it gets a snapshot instead of a replay.
     ADD COLUMN arrived_xid bigint;

@@ -3,7 +3,8 @@
 -- snapshot, which also sees all of them) and the events after the tail position ($1, $2, $3)
 -- and below the horizon, in position order: opened chests from the ledger, and spawns.
 -- Always at least one row; with no events its event columns are NULL. $4 is the batch size.
--- Rows a zone move copied here are not events (they were when they were made on the source).
+-- Rows a zone move copied here are not events (they were when they were made on the source);
+-- a zone switched in here by a move is one (`arrival`: its subscribers get a fresh snapshot).
 WITH h AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
 )
@@ -24,6 +25,11 @@ LEFT JOIN LATERAL (
         FROM spawns s
         WHERE (s.xid, s.zone_id, s.first_chest) > ($1, $2, $3) AND s.xid < h.horizon
           AND NOT s.copied
+        UNION ALL
+        SELECT 'arrival', a.arrived_xid, a.id, 0, NULL, NULL, NULL, now(), NULL
+        FROM zones a
+        WHERE a.arrived_xid >= $1 AND (a.arrived_xid, a.id, 0::bigint) > ($1, $2, $3)
+          AND a.arrived_xid < h.horizon
     ) AS ev
     JOIN zones z ON z.id = ev.zone_id
     ORDER BY ev.xid, ev.zone_id, ev.chest_id

@@ -2,4 +2,4 @@
 SELECT z.id, z.seed_epoch, z.synthetic, s.seed
 FROM zones z
 JOIN zone_seeds s ON s.zone_id = z.id AND s.epoch = z.seed_epoch
-WHERE z.name = $1
+WHERE z.name = $1 AND z.state <> 'moved'

@@ -61,18 +61,33 @@ pub enum ZoneCommand {
         #[arg(long)]
         abort: bool,
     },
+    /// Delete the old copies of zones that moved away (kept a while for the ledger tails).
+    Cleanup {
+        /// Only copies older than this (30s, 10m, 1h).
+        #[arg(long, default_value = "10m")]
+        older_than: String,
+    },
 }
 
 /// Runs a `trove zones` subcommand; returns what to print. `TROVE_MOVE_CRASH_AFTER=N` (for
 /// the crash-point test only) aborts the process after the move's N-th transaction.
 pub async fn cli(engine: &Engine, command: ZoneCommand) -> Result<String> {
-    let ZoneCommand::Move {
-        zone,
-        to,
-        batch,
-        pause_ms,
-        abort,
-    } = command;
+    let (zone, to, batch, pause_ms, abort) = match command {
+        ZoneCommand::Cleanup { older_than } => {
+            let secs = crate::auth::parse_ttl(&older_than)?;
+            let gone = engine
+                .clean_moved(Duration::from_secs(secs.unsigned_abs()))
+                .await?;
+            return Ok(format!("deleted {gone} old copies of moved zones\n"));
+        }
+        ZoneCommand::Move {
+            zone,
+            to,
+            batch,
+            pause_ms,
+            abort,
+        } => (zone, to, batch, pause_ms, abort),
+    };
     if abort {
         return Ok(match engine.abort_move(&zone).await? {
             true => format!("the move of {zone} is undone: it serves on its source\n"),
@@ -166,8 +181,7 @@ impl Engine {
             }
             Some(r) => r,
             None => {
-                self.shards.placement().forget(zone);
-                let from = self.shards.zone_shard(zone).await?.index;
+                let from = self.shards.zone_shard_fresh(zone).await?.index;
                 if from == to {
                     return Ok(mover.report(from, to, 0, 0));
                 }
@@ -178,6 +192,27 @@ impl Engine {
         self.shards.placement().forget(zone);
         self.zones.forget(zone);
         Ok(report)
+    }
+
+    /// Deletes the old copies of zones that moved away more than `older_than` ago, on every
+    /// shard, in batches; returns how many went. The ledger tails of every instance must be
+    /// past them (they poll every fraction of a second; a follower stopped for longer than
+    /// this misses the last claims those copies made: `trove leaderboards rebuild`).
+    pub async fn clean_moved(&self, older_than: Duration) -> Result<u64> {
+        let opts = MoveOptions::default();
+        let mut gone = 0;
+        for shard in self.shards.all() {
+            let ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+            let ids = sqlx::query_file_scalar!("sql/moved_zones.sql", ms)
+                .fetch_all(&shard.pool()?)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+            for id in ids {
+                Mover::new(self, "", &opts).drop_zone(shard, id).await?;
+                gone += 1;
+            }
+        }
+        Ok(gone)
     }
 
     /// Undoes a move that has not switched: the source serves again, the target's copy goes.
@@ -361,7 +396,15 @@ impl<'a> Mover<'a> {
             phase = "switched".into();
         }
         if phase == "switched" {
-            self.drop_zone(&source, r.source_zone_id).await?;
+            // Kept, serving nothing, until `cleanup`: the ledger tails still read its last
+            // claims (the target's copies of them are not events).
+            let done = sqlx::query_file!("sql/move_mark_moved.sql", r.source_zone_id)
+                .execute(&source.pool()?)
+                .await
+                .map_err(|e| source.db_error(e))?;
+            if done.rows_affected() > 0 {
+                self.committed();
+            }
             self.catalog_done().await?;
         }
         let (chests, claims) = match self.target_zone(&target).await? {
@@ -409,6 +452,12 @@ impl<'a> Mover<'a> {
     /// Creates (or finds) the target copy and copies the loot table versions it needs.
     async fn prepare(&mut self, source: &Arc<Shard>, target: &Arc<Shard>) -> Result<Copy> {
         let z = self.source_zone(source).await?;
+        if let Some((id, state)) = self.target_zone(target).await? {
+            if state == "moved" {
+                // The zone's old copy from when it moved away from the target: it goes now.
+                self.drop_zone(target, id).await?;
+            }
+        }
         let row = sqlx::query_file!(
             "sql/move_target_zone.sql",
             self.zone,

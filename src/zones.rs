@@ -33,6 +33,10 @@ pub struct ZoneInfo {
     pub tables: Vec<Arc<LootTable>>,
 }
 
+/// Look-ups of a zone before it is called missing: the cached shard, then the catalog (again
+/// if a move switched it between the catalog read and the shard's answer).
+const LOOKUPS: usize = 3;
+
 /// A zone's row and totals on its shard.
 struct ZoneStats {
     id: i32,
@@ -164,11 +168,14 @@ impl Engine {
         // A reload may be after a move, and a shard without the zone may be one it moved
         // away from: then the catalog is asked again.
         let mut fresh = reload;
+        let mut tries = 0;
         let (shard, mut conn, row) = loop {
-            if fresh {
-                self.shards.placement().forget(zone);
-            }
-            let shard = self.shards.zone_shard(zone).await?;
+            tries += 1;
+            let shard = if fresh {
+                self.shards.zone_shard_fresh(zone).await?
+            } else {
+                self.shards.zone_shard(zone).await?
+            };
             let mut conn = shard.acquire().await?;
             let row = sqlx::query_file!("sql/zone_load.sql", zone)
                 .fetch_optional(&mut *conn)
@@ -176,7 +183,8 @@ impl Engine {
                 .map_err(|e| shard.db_error(e))?;
             match row {
                 Some(row) => break (shard, conn, row),
-                None if !fresh => fresh = true,
+                // Not where the cache said, or moved on again since the catalog was read.
+                None if tries < LOOKUPS => fresh = true,
                 None => {
                     self.zones.forget(zone);
                     self.shards.placement().forget(zone);
@@ -221,8 +229,10 @@ impl Engine {
         }
         let table = self.latest_loot_table(loot_table).await?;
         // Spawns are rare: ask the catalog afresh, so a zone that moved is found where it is.
-        self.shards.placement().forget(zone);
-        let shard = self.shards.place_zone(zone).await?;
+        let shard = match self.shards.zone_shard_fresh(zone).await {
+            Err(Error::ZoneNotFound(_)) => self.shards.place_zone(zone).await?,
+            other => other?,
+        };
         let pool = shard.pool()?;
         let seed = fairness::new_server_seed()?;
         let placement = self.shards.placement();
@@ -284,11 +294,8 @@ impl Engine {
             .await?;
             // A zone created here must still be placed here: a move may have switched it
             // away (and dropped its old row) since the placement was read.
-            if created.is_some() {
-                placement.forget(zone);
-                if placement.zone(zone).await? != Some(shard.index) {
-                    return Ok(Grown::Moving);
-                }
+            if created.is_some() && placement.zone_fresh(zone).await? != Some(shard.index) {
+                return Ok(Grown::Moving);
             }
             tx.commit().await?;
             Ok(Grown::Done)
@@ -328,11 +335,13 @@ impl Engine {
     /// The zone's shard and its totals there. A shard that no longer has the zone (a
     /// placement cached from before a move) makes it ask the catalog again, once.
     async fn locate(&self, zone: &str) -> Result<(Arc<Shard>, ZoneStats)> {
-        for fresh in [false, true] {
-            if fresh {
-                self.shards.placement().forget(zone);
-            }
-            let shard = Arc::clone(self.shards.zone_shard(zone).await?);
+        for tries in 0..LOOKUPS {
+            let shard = if tries > 0 {
+                self.shards.zone_shard_fresh(zone).await?
+            } else {
+                self.shards.zone_shard(zone).await?
+            };
+            let shard = Arc::clone(shard);
             let row = sqlx::query_file!("sql/zone_stats.sql", zone)
                 .fetch_optional(&mut *shard.acquire().await?)
                 .await

@@ -119,6 +119,7 @@ async fn tail<T: Frame>(
                 chest_id,
             };
             let kind = match (kind.as_str(), r.claim_id, r.count) {
+                ("arrival", _, _) => EventKind::Arrived,
                 ("spawn", _, Some(count)) => EventKind::Spawned {
                     count,
                     // Filled in by `spawn_totals` below, as of this event's position.
@@ -199,6 +200,7 @@ async fn spawn_totals(
                 *total -= *count;
             }
             EventKind::Opened { .. } => *opened -= 1,
+            EventKind::Arrived => {}
         }
     }
     Ok(())

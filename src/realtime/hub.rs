@@ -41,6 +41,8 @@ pub enum EventKind {
         /// Unopened chests as of this event's position (total minus claims at or before it).
         remaining: i64,
     },
+    /// A move switched the zone in on this shard: its events come from here from now on.
+    Arrived,
 }
 
 /// What the hub queues for one connection.
@@ -50,8 +52,17 @@ pub enum Queued<T> {
     /// subscriber's frame) and the cursor lets the connection drop what its client has.
     Event {
         zone: Arc<str>,
+        /// The shard the event comes from: a connection drops events of a zone from a shard
+        /// it no longer lives on (they are in the snapshot it got at the arrival).
+        shard: usize,
         cursor: Cursor,
         text: T,
+    },
+    /// A move switched the zone in on `shard`: a fresh snapshot as of `position`.
+    Arrived {
+        zone: Arc<str>,
+        shard: usize,
+        position: Position,
     },
     /// The shard's follower started over without proof that it missed nothing: the
     /// connection's zones on that shard need a fresh snapshot as of `position`.
@@ -229,11 +240,26 @@ async fn run<T: Frame>(
                     let Some(subs) = by_zone.get(&event.zone) else {
                         continue;
                     };
+                    if let EventKind::Arrived = event.kind {
+                        let position = Position(cursors.clone());
+                        for id in subs {
+                            if let Some(conn) = conns.get_mut(id) {
+                                conn.zones.insert(Arc::clone(&event.zone), shard);
+                                conn.offer(Queued::Arrived {
+                                    zone: Arc::clone(&event.zone),
+                                    shard,
+                                    position: position.clone(),
+                                });
+                            }
+                        }
+                        continue;
+                    }
                     let text = T::from(ServerMessage::event(&event, &Position(cursors.clone())));
                     for id in subs {
                         if let Some(conn) = conns.get_mut(id) {
                             conn.offer(Queued::Event {
                                 zone: Arc::clone(&event.zone),
+                                shard,
                                 cursor: event.cursor,
                                 text: text.clone(),
                             });

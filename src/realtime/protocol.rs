@@ -86,6 +86,7 @@ pub enum ServerMessage<'a> {
 
 pub const LAGGED: &str =
     "events were skipped because this connection read too slowly; resume with since to replay them";
+pub const MOVED: &str = "this zone moved to another shard; here is a fresh snapshot as of position";
 pub const RESYNC: &str = "the ledger tail of these zones' shard started over; events before position may be missing, so here is a fresh snapshot";
 
 impl ServerMessage<'_> {
@@ -118,6 +119,8 @@ impl ServerMessage<'_> {
                 claim_id: *claim_id,
                 position,
             },
+            // Never sent as such: the hub turns it into a snapshot per subscriber.
+            EventKind::Arrived => ServerMessage::Pong,
             EventKind::Spawned {
                 count,
                 total,

@@ -39,7 +39,9 @@ impl<T> Realtime<T> {
     pub(super) async fn shards_of(&self, zones: &[Arc<str>]) -> Result<Vec<usize>> {
         let mut out = Vec::with_capacity(zones.len());
         for z in zones {
-            out.push(self.shards.zone_shard_or_proposed(z).await?.index);
+            // Asked of the catalog, not the cache: a zone may have moved since this instance
+            // last looked (subscribing is rare next to claiming).
+            out.push(self.shards.zone_shard_fresh_or_proposed(z).await?.index);
         }
         Ok(out)
     }
@@ -141,6 +143,14 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
                 continue;
             }
             let shard = &self.rt.shards.all()[shard_index];
+            // A zone that moved here after `since`: its earlier events were on another shard.
+            let arrivals = sqlx::query_file!("sql/zone_arrivals.sql", &names[..])
+                .fetch_all(&mut *shard.acquire().await?)
+                .await
+                .map_err(|e| shard.db_error(e))?;
+            if arrivals.iter().any(|a| a.arrived_xid > from.xid) {
+                return Ok(Replay::TooWide);
+            }
             let scanned = sqlx::query_file_scalar!(
                 "sql/replay_count.sql",
                 from.xid,

@@ -22,7 +22,7 @@ use tokio::time::{timeout, Instant};
 
 use super::dedupe::ZoneState;
 use super::hub::{Outbox, Queued};
-use super::protocol::{ClientMessage, ServerMessage, LAGGED, RESYNC};
+use super::protocol::{ClientMessage, ServerMessage, LAGGED, MOVED, RESYNC};
 use super::replay::Replay;
 use super::{ConnectionPermit, Frame, Realtime};
 use crate::ledger::Position;
@@ -265,18 +265,35 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
         let write_timeout = self.rt.settings.write_timeout;
         while let Some(out) = next {
             match out {
-                Queued::Event { zone, cursor, text } => {
-                    // Also drops events of a zone unsubscribed a moment ago.
+                Queued::Event {
+                    zone,
+                    shard,
+                    cursor,
+                    text,
+                } => {
+                    // Also drops events of a zone unsubscribed a moment ago, or of a shard it
+                    // has moved away from (its snapshot at the arrival counts them).
                     if self
                         .zones
                         .get_mut(&zone)
-                        .is_some_and(|z| z.take_live(cursor))
+                        .is_some_and(|z| z.shard == shard && z.take_live(cursor))
                     {
                         match timeout(write_timeout, self.sink.feed(Outgoing::Text(text))).await {
                             Ok(Ok(())) => {}
                             _ => return Flow::Close,
                         }
                         n += 1;
+                    }
+                }
+                Queued::Arrived {
+                    zone,
+                    shard,
+                    position,
+                } => {
+                    self.rt.metrics.ws_messages_sent.inc_by(n);
+                    n = 0;
+                    if let Flow::Close = self.on_arrived(zone, shard, &position).await {
+                        return Flow::Close;
                     }
                 }
                 Queued::Resync { shard, position } => {
@@ -361,6 +378,32 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
         }
         let msg = ServerMessage::Resync {
             message: RESYNC,
+            zones: &snapshot,
+            position: at.encode(),
+        };
+        self.send_message(&msg).await
+    }
+
+    /// A move switched a subscribed zone in on `shard`: from now on its events come from there,
+    /// starting after `at`; the client gets a fresh snapshot as of `at`, which counts every
+    /// event of the zone before it, wherever it happened.
+    async fn on_arrived(&mut self, zone: Arc<str>, shard: usize, at: &Position) -> Flow {
+        self.rt.shards.placement().forget(&zone);
+        if !self.zones.contains_key(&zone) {
+            return Flow::Continue;
+        }
+        self.zones
+            .insert(Arc::clone(&zone), ZoneState::new(shard, at.0[shard]));
+        let snapshot = match self.rt.snapshot_retrying(&[Arc::clone(&zone)], at).await {
+            Ok(s) => s,
+            Err(e) => {
+                let message =
+                    format!("could not snapshot {zone:?} after its move ({e}); subscribe again");
+                return self.send_error(e.code(), &message).await;
+            }
+        };
+        let msg = ServerMessage::Resync {
+            message: MOVED,
             zones: &snapshot,
             position: at.encode(),
         };

@@ -111,6 +111,15 @@ impl ShardSet {
         }
     }
 
+    /// The shard a zone lives on as the catalog says now (not the cache): after finding the
+    /// zone missing where the cache said (it moved).
+    pub async fn zone_shard_fresh(&self, zone: &str) -> Result<&Arc<Shard>> {
+        match self.placement.zone_fresh(zone).await? {
+            Some(i) => self.known(i),
+            None => Err(Error::ZoneNotFound(zone.to_owned())),
+        }
+    }
+
     /// The shard a zone lives on, placing the zone there if it is new.
     pub async fn place_zone(&self, zone: &str) -> Result<&Arc<Shard>> {
         let i = self.placement.place_zone(zone).await?;
@@ -121,6 +130,14 @@ impl ShardSet {
     /// placed on (a WebSocket may watch a zone before its first spawn).
     pub async fn zone_shard_or_proposed(&self, zone: &str) -> Result<&Arc<Shard>> {
         match self.placement.zone(zone).await? {
+            Some(i) => self.known(i),
+            None => Ok(&self.shards[shard_index(zone, self.shards.len())]),
+        }
+    }
+
+    /// `zone_shard_or_proposed`, asked of the catalog rather than the cache.
+    pub async fn zone_shard_fresh_or_proposed(&self, zone: &str) -> Result<&Arc<Shard>> {
+        match self.placement.zone_fresh(zone).await? {
             Some(i) => self.known(i),
             None => Ok(&self.shards[shard_index(zone, self.shards.len())]),
         }

@@ -66,6 +66,22 @@ impl Placement {
         Ok(shard)
     }
 
+    /// Where a zone lives, asked of the catalog whatever the cache holds (which it then
+    /// holds): for a caller that found the zone missing where the cache said.
+    pub async fn zone_fresh(&self, name: &str) -> Result<Option<usize>> {
+        let c = &self.catalog;
+        let found = sqlx::query_file_scalar!("sql/catalog_zone.sql", name)
+            .fetch_optional(&mut *c.acquire().await?)
+            .await
+            .map_err(|e| c.db_error(e))?;
+        let shard = found.map(to_index).transpose()?;
+        match shard {
+            Some(s) => self.remember(name, s),
+            None => self.forget(name),
+        }
+        Ok(shard)
+    }
+
     /// The cached placement of a zone (no I/O).
     pub fn cached(&self, name: &str) -> Option<usize> {
         let zones = self.zones.read().unwrap_or_else(|p| p.into_inner());

@@ -2,12 +2,19 @@
 //! before, and a mover that dies at any step leaves it served by exactly one shard.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use futures_util::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 use trove::moves::{MoveOptions, ZONE_TABLES};
 
-use crate::helpers::{fresh_db_on, run_trove, spawn_app_on, zone_on, TestApp, SECRET};
+use crate::helpers::{
+    fresh_db_on, run_trove, spawn_app_on, spawn_app_with, zone_on, RedisServer, TestApp, SECRET,
+};
+use crate::realtime::{connect, subscribe};
 
 /// Everything a client can read about a zone and a player's claims in it.
 async fn answers(app: &TestApp, zone: &str, player: &str) -> Value {
@@ -36,6 +43,16 @@ async fn answers(app: &TestApp, zone: &str, player: &str) -> Value {
         "history": history,
         "table_v1": get("/v1/loot-tables/starter?version=1".into()).await,
     })
+}
+
+/// The state of the zone's copy on a shard, if it has one.
+async fn state_on(app: &TestApp, shard: usize, zone: &str) -> Option<String> {
+    let mut db = app.shard_db(shard).await;
+    sqlx::query_scalar("SELECT state FROM zones WHERE name = $1")
+        .bind(zone)
+        .fetch_optional(&mut db)
+        .await
+        .expect("state")
 }
 
 /// Rows of the zone on a shard, in every table that holds zone rows.
@@ -131,10 +148,19 @@ async fn a_moved_zone_answers_exactly_as_before_and_keeps_serving_on_its_new_sha
 
     assert_eq!(app.zone(&zone).await["shard"], 1);
     assert_eq!(answers(&app, &zone, "walker").await, before);
+    // The old copy serves nothing and stays (for the ledger tails) until cleaned up.
+    assert_eq!(state_on(&app, 0, &zone).await.as_deref(), Some("moved"));
+    let young = app
+        .engine
+        .clean_moved(std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(young.expect("cleanup"), 0);
+    let old = app.engine.clean_moved(std::time::Duration::ZERO).await;
+    assert_eq!(old.expect("cleanup"), 1);
     assert_eq!(
         rows_on(&app, 0, &zone).await,
         0,
-        "nothing of the zone is left on shard 0"
+        "nothing of the zone left on shard 0"
     );
     let verified = app.engine.verify(&zone).await.expect("verify");
     assert_eq!((verified.claims_checked, verified.mismatch_count), (35, 0));
@@ -241,6 +267,12 @@ async fn a_mover_killed_after_any_transaction_leaves_one_serving_shard_and_a_rer
             1,
             "after crash point {crash}"
         );
+        let old = state_on(&app, 0, &zone).await;
+        assert_eq!(old.as_deref(), Some("moved"), "after crash point {crash}");
+        app.engine
+            .clean_moved(std::time::Duration::ZERO)
+            .await
+            .expect("cleanup");
         assert_eq!(
             rows_on(&app, 0, &zone).await,
             0,
@@ -263,7 +295,191 @@ async fn a_mover_killed_after_any_transaction_leaves_one_serving_shard_and_a_rer
     // A zone of 20 unopened chests and 10 claims, in batches of 4: the move's start (1), the
     // target copy (1) and its loot table (1), 5 chest batches and 3 ledger batches, the fence
     // (1) and its phase (1), the last sync (1), the target switch (1), the catalog switch (1),
-    // dropping the source row (1) and its rows in 5 batches (4 chests and 4 claims each), and
-    // the end (1).
-    assert_eq!(crash_points, 23, "crash points");
+    // marking the source's copy moved (1), and the end (1).
+    assert_eq!(crash_points, 18, "crash points");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zones_moved_again_and_again_under_a_keyed_claim_storm_lose_nothing() {
+    let redis = RedisServer::start().await;
+    // Three shards (the third a second database on the first cluster).
+    let urls = vec![
+        fresh_db_on(0).await,
+        fresh_db_on(1).await,
+        fresh_db_on(0).await,
+    ];
+    let app = Arc::new(spawn_app_with(crate::redis::config(&urls, &redis)).await);
+    app.starter().await;
+    let zones: Vec<String> = (0..6).map(|i| format!("storm-{i}")).collect();
+    for z in &zones {
+        assert_eq!(
+            app.spawn_zone(z, 300, "starter").await.status,
+            StatusCode::CREATED
+        );
+    }
+    let storming = Arc::new(AtomicBool::new(true));
+    let mover = {
+        let (app, zones, storming) = (Arc::clone(&app), zones.clone(), Arc::clone(&storming));
+        tokio::spawn(async move {
+            let opts = MoveOptions {
+                batch: 100,
+                ..MoveOptions::default()
+            };
+            let mut moves = 0;
+            while storming.load(Ordering::Relaxed) || moves < 6 {
+                let z = &zones[moves % zones.len()];
+                let from = app.zone(z).await["shard"].as_u64().expect("shard") as usize;
+                let r = app
+                    .engine
+                    .move_zone(z, (from + 1) % 3, &opts)
+                    .await
+                    .expect("move");
+                assert_eq!(r.to, (from + 1) % 3);
+                moves += 1;
+            }
+            moves
+        })
+    };
+    let mut clients = Vec::new();
+    for w in 0..64 {
+        let (app, zones) = (Arc::clone(&app), zones.clone());
+        clients.push(tokio::spawn(async move {
+            let t = app.token(&format!("storm-{w}"));
+            let mut acks = Vec::new();
+            for i in 0..12 {
+                let (zone, key) = (&zones[(w + i) % zones.len()], format!("k{w}-{i}"));
+                // A claim refused while its zone is fenced is sent again with its key.
+                let mut tries = 0;
+                let r = loop {
+                    let r = app.claim(zone, &t, Some(&key)).await;
+                    if r.code() != "zone_moving" || tries > 20 {
+                        break r;
+                    }
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                };
+                assert!(r.status.is_success(), "{zone} {key}: {:?}", r.body);
+                acks.push((zone.clone(), key, t.clone(), r.body));
+            }
+            acks
+        }));
+    }
+    let mut acks = Vec::new();
+    for c in clients {
+        acks.extend(c.await.expect("client"));
+    }
+    storming.store(false, Ordering::Relaxed);
+    let moves = mover.await.expect("mover");
+    assert!(moves >= 6, "{moves} moves");
+
+    // Every acknowledged claim is in the ledger once, and nothing else is.
+    let mut total = 0;
+    for z in &zones {
+        total += app.ledger_count(z).await;
+        let v = app.engine.verify(z).await.expect("verify");
+        assert_eq!(v.mismatch_count, 0, "{z}");
+    }
+    assert_eq!(
+        total,
+        acks.len() as i64,
+        "ledger rows against acknowledged claims"
+    );
+    let ids: BTreeSet<String> = acks.iter().map(|a| a.3["claim_id"].to_string()).collect();
+    assert_eq!(ids.len(), acks.len(), "two acknowledgements of one claim");
+    let chests: BTreeSet<(String, i64)> = acks
+        .iter()
+        .map(|a| (a.0.clone(), a.3["chest_id"].as_i64().expect("chest")))
+        .collect();
+    assert_eq!(chests.len(), acks.len(), "a chest opened twice");
+    // Keys from before any of the moves replay their first answer.
+    for (zone, key, t, first) in &acks {
+        let again = app.claim(zone, t, Some(key)).await;
+        assert_eq!(
+            again.status,
+            StatusCode::OK,
+            "{zone} {key}: {:?}",
+            again.body
+        );
+        assert_eq!(&again.body["claim_id"], &first["claim_id"]);
+    }
+    let scopes: Vec<String> = ["global".to_owned()].into_iter().chain(zones).collect();
+    crate::redis::boards_match_ledger(&app, &scopes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_on_another_instance_sees_every_claim_of_a_moving_zone_once() {
+    let urls = vec![fresh_db_on(0).await, fresh_db_on(1).await];
+    let a = Arc::new(spawn_app_on(urls.clone()).await);
+    let b = spawn_app_on(urls).await;
+    a.starter().await;
+    let zone = zone_on(0, "watched-move");
+    a.spawn_zone(&zone, 400, "starter").await;
+    let mut ws = connect(&b, "watcher").await;
+    let first = subscribe(&mut ws, &[&zone]).await;
+    let old_position = first["position"].as_str().expect("position").to_owned();
+    let claimer = {
+        let (a, zone) = (Arc::clone(&a), zone.clone());
+        tokio::spawn(async move {
+            let t = a.token("busy");
+            let mut ids = Vec::new();
+            for i in 0..200 {
+                let r = a.claim(&zone, &t, Some(&format!("w{i}"))).await;
+                assert!(r.status.is_success(), "{:?}", r.body);
+                ids.push(r.body["claim_id"].clone());
+            }
+            ids
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    a.engine
+        .move_zone(&zone, 1, &MoveOptions::default())
+        .await
+        .expect("move");
+    let claimed = claimer.await.expect("claimer");
+    // Events before the switch, one snapshot at it, events after: every claim once.
+    let (mut before, mut snapshot, mut after) = (BTreeSet::new(), None, BTreeSet::new());
+    while snapshot.map_or(0, |s: i64| s) + (after.len() as i64) < 200 {
+        let v = crate::realtime::next(&mut ws, std::time::Duration::from_secs(10))
+            .await
+            .expect("events stopped before every claim was accounted for");
+        match v["type"].as_str() {
+            Some("chest_opened") if snapshot.is_none() => {
+                assert!(before.insert(v["claim_id"].to_string()))
+            }
+            Some("chest_opened") => assert!(after.insert(v["claim_id"].to_string()), "twice: {v}"),
+            Some("resync") => {
+                assert!(snapshot.is_none(), "a second snapshot: {v}");
+                assert_eq!(v["zones"][0]["total"], 400, "{v}");
+                snapshot = v["zones"][0]["opened"].as_i64();
+            }
+            // The spawn before the subscription, delivered after it.
+            Some("chests_spawned") => {}
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    let snapshot = snapshot.expect("the move's snapshot");
+    assert!(
+        before.len() as i64 <= snapshot,
+        "{} events before a snapshot of {snapshot}",
+        before.len()
+    );
+    assert!(before.is_disjoint(&after));
+    let all: BTreeSet<String> = claimed.iter().map(Value::to_string).collect();
+    assert!(after.is_subset(&all) && before.is_subset(&all));
+    assert_eq!(snapshot + after.len() as i64, 200);
+    // A resume from before the move gets a snapshot rather than a partial replay.
+    let mut late = connect(&b, "late").await;
+    let resume = json!({"op": "subscribe", "zones": [&zone], "since": old_position});
+    late.send(Message::text(resume.to_string()))
+        .await
+        .expect("send");
+    let reply = crate::realtime::next(&mut late, std::time::Duration::from_secs(5))
+        .await
+        .expect("reply");
+    assert_eq!(
+        (reply["type"].as_str(), reply["resumed"].as_bool()),
+        (Some("subscribed"), Some(false)),
+        "{reply}"
+    );
+    assert_eq!(reply["zones"][0]["opened"], 200);
 }

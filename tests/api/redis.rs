@@ -15,7 +15,7 @@ use trove::shards::ShardSet;
 
 use crate::helpers::{metric, spawn_app, spawn_app_with, zone_on, RedisServer, TestApp, SECRET};
 
-fn config(shards: &[String], redis: &RedisServer) -> Config {
+pub(crate) fn config(shards: &[String], redis: &RedisServer) -> Config {
     let mut c = Config::for_shards(shards.to_vec(), SECRET);
     c.redis_url = Some(redis.url());
     c.redis_prefix = format!("t{}", redis.port);
@@ -188,7 +188,7 @@ async fn ledger_boards(app: &TestApp) -> BTreeMap<(String, String), BTreeMap<Str
     for shard in 0..app.shard_urls.len() {
         let mut db = app.shard_db(shard).await;
         let rows: Vec<(String, String, Value)> = sqlx::query_as(
-            "SELECT z.name, c.player, c.loot FROM claims c JOIN zones z ON z.id = c.zone_id WHERE NOT z.synthetic",
+            "SELECT z.name, c.player, c.loot FROM claims c JOIN zones z ON z.id = c.zone_id WHERE NOT z.synthetic AND z.state <> 'moved'",
         )
         .fetch_all(&mut db)
         .await
@@ -252,7 +252,7 @@ async fn served_boards(
 }
 
 /// Waits until the served boards equal the ledger (the tail runs every 50 ms).
-async fn boards_match_ledger(app: &TestApp, scopes: &[String]) {
+pub(crate) async fn boards_match_ledger(app: &TestApp, scopes: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (want, got) = (ledger_boards(app).await, served_boards(app, scopes).await);
