@@ -43,6 +43,9 @@ BEGIN
 END
 $$;
 
+-- A draining shard takes no new zone (`trove shards drain`: its zones move off it).
+ALTER TABLE catalog_shards ADD COLUMN draining boolean NOT NULL DEFAULT false;
+
 -- Moves in progress, on the catalog shard: what `trove zones move` resumes after a crash.
 -- phase: `copying` (the source serves; the target fills), `fenced` (the source refuses
 -- claims; the last rows are copied), `switched` (the target serves; the source's copy is

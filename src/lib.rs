@@ -17,7 +17,7 @@
 //! - The domain, operations of [`Engine`] in the module of their concept: [`claims`]
 //!   (opening chests, history), [`zones`] (spawns, totals, reveals, listings),
 //!   [`loot_tables`] (stored versions), [`verify`] (re-deriving a zone's draws), [`moves`]
-//!   (moving a zone to another shard online).
+//!   (moving a zone to another shard online), [`rebalance`] (plans of moves, drains).
 //! - [`ledger`]: positions on a shard's tail, the horizon rule, recorded loot.
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
 //! - [`redis_client`]: the one Redis pool, with short timeouts and back-off.
@@ -48,6 +48,7 @@ pub mod names;
 pub mod probe;
 pub mod ratelimit;
 pub mod realtime;
+pub mod rebalance;
 pub mod redis_client;
 pub mod shards;
 pub mod verify;

@@ -45,20 +45,16 @@ enum Command {
     Verify { zone: String },
     /// Print the OpenAPI 3 description of the HTTP API (as served at /openapi.json).
     Openapi,
-    /// Leaderboard maintenance (needs TROVE_REDIS_URL).
+    /// Plan (and with --apply carry out) zone moves that even out the shards, or drain one.
+    Rebalance(trove::rebalance::RebalanceArgs),
+    /// Leaderboard maintenance: `rebuild` recomputes every board from the ledgers (needs
+    /// TROVE_REDIS_URL).
     Leaderboards {
-        #[command(subcommand)]
-        action: BoardAction,
+        action: trove::leaderboards::BoardCommand,
     },
     /// The fairness probe: synthetic chests on every shard, raced for through the public API,
     /// checked for duplicates and lost claims (README, "The fairness probe").
     Probe(trove::probe::cli::ProbeArgs),
-}
-
-#[derive(Subcommand)]
-enum BoardAction {
-    /// Recompute every board from the ledgers of all shards and swap them in atomically.
-    Rebuild,
 }
 
 #[tokio::main]
@@ -101,40 +97,34 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> anyhow::Result<()> {
     let shards = ShardSet::new(&config.shards())?;
+    let engine = || Engine::new(shards.clone(), config.batching());
     match command {
         Command::Token(args) => println!("{}", args.issue(&config.jwt_keys()?)?),
         Command::Migrate => print!("{}", trove::shards::cli::migrate(&shards).await?),
         Command::Shards { action } => {
-            let (text, ready) =
-                trove::shards::cli::shards(&shards, action, &config.shards()).await?;
+            let (text, ready) = trove::rebalance::shards(&engine(), action).await?;
             print!("{text}");
             if !ready {
                 bail!("not every shard is ready");
             }
         }
-        Command::Zones { action } => {
-            let engine = Engine::new(shards, config.batching());
-            print!("{}", trove::moves::cli(&engine, action).await?);
-        }
+        Command::Zones { action } => print!("{}", trove::moves::cli(&engine(), action).await?),
+        Command::Rebalance(args) => print!("{}", trove::rebalance::cli(&engine(), args).await?),
         Command::Verify { zone } => {
-            let report = Engine::new(shards, config.batching()).verify(&zone).await?;
+            let report = engine().verify(&zone).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.mismatches.is_empty() {
                 let n = report.mismatches.len();
                 bail!("{n} claim(s) in zone {zone:?} do not match their draw");
             }
         }
-        Command::Leaderboards {
-            action: BoardAction::Rebuild,
-        } => {
-            let redis = config
-                .redis()
-                .context("TROVE_REDIS_URL is required for leaderboards")?;
-            let boards = app::leaderboards(config, Redis::new(&redis)?, shards);
+        Command::Leaderboards { action: _ } => {
+            let redis = config.redis().context("TROVE_REDIS_URL is required")?;
+            let boards = app::leaderboards(config, Redis::new(&redis)?, shards.clone());
             println!("{}", boards.rebuild().await?);
         }
         Command::Serve => {
-            let (keys, engine) = (config.jwt_keys()?, Engine::new(shards, config.batching()));
+            let (keys, engine) = (config.jwt_keys()?, engine());
             if let Some(stack) = local {
                 stack
                     .welcome(&engine, &keys)

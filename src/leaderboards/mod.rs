@@ -39,6 +39,13 @@ use deadpool_redis::redis::{AsyncCommands, Script};
 use serde::Serialize;
 
 pub use rebuild::RebuildReport;
+
+/// `trove leaderboards` actions.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BoardCommand {
+    /// Recompute every board from the ledgers of all shards and swap them in atomically.
+    Rebuild,
+}
 pub use scores::{Board, RarityScores};
 
 use crate::error::{Error, Result};

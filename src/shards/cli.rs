@@ -1,6 +1,6 @@
 //! `trove migrate` and `trove shards [add URL]`: what they do and print.
 
-use super::{report, Settings, ShardSet};
+use super::{report, ShardSet};
 use crate::error::Result;
 
 /// `trove shards` subcommands.
@@ -8,17 +8,23 @@ use crate::error::Result;
 pub enum ShardCommand {
     /// Migrate the database at URL and register it as the next shard (moves nothing).
     Add { url: String },
+    /// Move every zone off shard N (online) so it can be retired; it takes no new zones.
+    Drain {
+        shard: usize,
+        /// Carry the moves out; without it, only show the plan.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 /// Runs `trove shards [add URL]`: the text to print, and whether every shard is ready.
-pub async fn shards(
-    set: &ShardSet,
-    command: Option<ShardCommand>,
-    settings: &Settings,
-) -> Result<(String, bool)> {
+pub async fn shards(set: &ShardSet, command: Option<ShardCommand>) -> Result<(String, bool)> {
     match command {
+        Some(ShardCommand::Drain { .. }) => Err(crate::error::Error::Internal(
+            "drains are planned by `rebalance::shards`".into(),
+        )),
         Some(ShardCommand::Add { url }) => {
-            let id = set.add(&url, settings).await?;
+            let id = set.add(&url).await?;
             let text = format!(
                 "shard {} is registered as {}: append its URL to TROVE_SHARDS and restart every instance\n",
                 id.ordinal, id.shard_id

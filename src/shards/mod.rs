@@ -47,6 +47,8 @@ pub struct ShardSet {
     shards: Arc<Vec<Arc<Shard>>>,
     /// Shared by every set derived from this one.
     placement: Arc<Placement>,
+    /// What the set was built with (a shard added later gets the same).
+    settings: Arc<Settings>,
 }
 
 impl ShardSet {
@@ -69,6 +71,7 @@ impl ShardSet {
         Ok(ShardSet {
             shards: Arc::new(shards),
             placement,
+            settings: Arc::new(settings.clone()),
         })
     }
 
@@ -84,6 +87,7 @@ impl ShardSet {
                     .collect(),
             ),
             placement: Arc::clone(&self.placement),
+            settings: Arc::clone(&self.settings),
         }
     }
 

@@ -38,7 +38,13 @@ pub struct Placement {
     /// Shards this instance knows (TROVE_SHARDS): new zones are hashed over these.
     known: usize,
     zones: RwLock<HashMap<String, usize>>,
+    /// Cache misses wait here by a hash of the name, so a burst of first requests for one
+    /// zone (every player entering a new zone at once) reads the catalog once, not per request.
+    lookups: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Stripes of `lookups`.
+const LOOKUP_STRIPES: usize = 64;
 
 impl Placement {
     pub(super) fn new(catalog: Arc<Shard>, known: usize) -> Self {
@@ -46,11 +52,20 @@ impl Placement {
             catalog,
             known,
             zones: RwLock::new(HashMap::new()),
+            lookups: (0..LOOKUP_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
     /// Where a zone lives, if it exists: the cache, else the catalog.
     pub async fn zone(&self, name: &str) -> Result<Option<usize>> {
+        if let Some(shard) = self.cached(name) {
+            return Ok(Some(shard));
+        }
+        let stripe = super::fnv1a_32(name) as usize % LOOKUP_STRIPES;
+        let _turn = self.lookups[stripe].lock().await;
+        // Another request may have read it while this one waited.
         if let Some(shard) = self.cached(name) {
             return Ok(Some(shard));
         }
@@ -96,10 +111,12 @@ impl Placement {
         let proposed = shard_index(name, self.known) as i32;
         let c = &self.catalog;
         for _ in 0..PLACE_ATTEMPTS {
-            let placed = sqlx::query_file_scalar!("sql/catalog_zone_place.sql", name, proposed)
-                .fetch_optional(&mut *c.acquire().await?)
-                .await
-                .map_err(|e| c.db_error(e))?;
+            let known = self.known as i32;
+            let placed =
+                sqlx::query_file_scalar!("sql/catalog_zone_place.sql", name, proposed, known)
+                    .fetch_optional(&mut *c.acquire().await?)
+                    .await
+                    .map_err(|e| c.db_error(e))?;
             if let Some(shard) = placed {
                 let shard = to_index(shard)?;
                 self.remember(name, shard);
@@ -138,6 +155,26 @@ impl Placement {
         Err(Error::Internal(format!(
             "loot table {name:?} could not be placed (kept racing)"
         )))
+    }
+
+    /// Marks a shard draining (no new zone is placed on it).
+    pub async fn drain(&self, shard: usize) -> Result<()> {
+        let c = &self.catalog;
+        sqlx::query_file!("sql/catalog_shard_drain.sql", shard as i32)
+            .execute(&mut *c.acquire().await?)
+            .await
+            .map_err(|e| c.db_error(e))?;
+        Ok(())
+    }
+
+    /// The shards that take no new zones.
+    pub async fn draining(&self) -> Result<Vec<usize>> {
+        let c = &self.catalog;
+        let rows = sqlx::query_file_scalar!("sql/catalog_draining.sql")
+            .fetch_all(&mut *c.acquire().await?)
+            .await
+            .map_err(|e| c.db_error(e))?;
+        rows.into_iter().map(to_index).collect()
     }
 
     /// Forgets zones that were deleted (their names may be placed afresh).

@@ -185,8 +185,8 @@ impl ShardSet {
     /// shard, after checking that these are the registered shards. Moves nothing: zones stay
     /// where they are, and new zones land on it only once instances list it (README, "Adding
     /// shards"). Adding the same database again reports it as registered already.
-    pub async fn add(&self, url: &str, settings: &super::Settings) -> Result<Identity> {
-        let new = Shard::new(self.len(), url.trim(), settings)?;
+    pub async fn add(&self, url: &str) -> Result<Identity> {
+        let new = Shard::new(self.len(), url.trim(), &self.settings)?;
         super::MIGRATOR
             .run(&new.current_pool())
             .await

@@ -180,3 +180,120 @@ async fn appending_a_shard_orphans_no_zone_and_keeps_names_and_versions_unique()
         "the replay comes first: {reply}"
     );
 }
+
+/// Chests per shard, from `trove shards`-like counts of live zones.
+async fn chests_per_shard(app: &TestApp) -> Vec<i64> {
+    let mut out = Vec::new();
+    for shard in 0..app.shard_urls.len() {
+        let mut db = app.shard_db(shard).await;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(chest_count), 0)::bigint FROM zones WHERE state = 'live'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .expect("chests");
+        out.push(n);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebalance_after_an_add_evens_the_shards_online_and_a_drain_empties_one() {
+    let two = vec![fresh_db_on(0).await, fresh_db_on(1).await];
+    let before = spawn_app_on(two.clone()).await;
+    before.starter().await;
+    let zones: Vec<String> = (0..12).map(|i| format!("bal-{i}")).collect();
+    for z in &zones {
+        before.spawn_zone(z, 100, "starter").await;
+    }
+    let mut ws = connect(&before, "resumer").await;
+    let old_position = subscribe(&mut ws, &[&zones[0]]).await["position"]
+        .as_str()
+        .expect("position")
+        .to_owned();
+    let third = fresh_db_on(1).await;
+    let env2 = [
+        ("TROVE_SHARDS", two.join(",")),
+        ("TROVE_JWT_SECRET", SECRET.into()),
+    ];
+    let refs: Vec<(&str, &str)> = env2.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert!(run_trove(&["shards", "add", &third], &refs).await.0);
+    before.shutdown();
+
+    let three: Vec<String> = two.iter().cloned().chain([third]).collect();
+    let app = std::sync::Arc::new(spawn_app_on(three.clone()).await);
+    let env3 = [
+        ("TROVE_SHARDS", three.join(",")),
+        ("TROVE_JWT_SECRET", SECRET.into()),
+    ];
+    let refs: Vec<(&str, &str)> = env3.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (ok, plan) = run_trove(&["rebalance"], &refs).await;
+    assert!(
+        ok && plan.contains("move ") && plan.contains("a plan only"),
+        "{plan}"
+    );
+    assert_eq!(chests_per_shard(&app).await[2], 0, "a plan moves nothing");
+    // Claims keep coming (keyed) while the plan is carried out.
+    let claimer = {
+        let (app, zones) = (std::sync::Arc::clone(&app), zones.clone());
+        tokio::spawn(async move {
+            let t = app.token("during");
+            let mut acks = Vec::new();
+            for i in 0..120 {
+                let (z, key) = (&zones[i % zones.len()], format!("r{i}"));
+                let mut r = app.claim(z, &t, Some(&key)).await;
+                while r.code() == "zone_moving" {
+                    r = app.claim(z, &t, Some(&key)).await;
+                }
+                assert!(r.status.is_success(), "{:?}", r.body);
+                acks.push((z.clone(), r.body["claim_id"].clone()));
+            }
+            acks
+        })
+    };
+    let (ok, out) = run_trove(&["rebalance", "--apply", "--pause-ms", "0"], &refs).await;
+    assert!(ok, "{out}");
+    let acks = claimer.await.expect("claims");
+    let per = chests_per_shard(&app).await;
+    let mean = per.iter().sum::<i64>() as f64 / 3.0;
+    assert!(
+        per.iter().all(|&c| (c as f64 - mean).abs() <= mean * 0.1),
+        "{per:?}\n{out}"
+    );
+    let mut total = 0;
+    for z in &zones {
+        total += app.ledger_count(z).await;
+        assert_eq!(
+            app.engine.verify(z).await.expect("verify").mismatch_count,
+            0
+        );
+    }
+    assert_eq!(total, acks.len() as i64);
+    // A position from before the add still resumes (or gets a snapshot if its zone moved).
+    let mut late = connect(&app, "resumer").await;
+    let resume = json!({"op": "subscribe", "zones": [&zones[0]], "since": old_position});
+    late.send(Message::text(resume.to_string()))
+        .await
+        .expect("send");
+    let reply = crate::realtime::next(&mut late, std::time::Duration::from_secs(5))
+        .await
+        .expect("reply");
+    assert!(
+        reply["type"] == "subscribed" || reply["type"] == "chest_opened",
+        "{reply}"
+    );
+
+    // A drain empties shard 1, and new zones stay off it.
+    let (ok, out) = run_trove(&["shards", "drain", "1", "--apply"], &refs).await;
+    assert!(ok, "{out}");
+    assert_eq!(chests_per_shard(&app).await[1], 0, "{out}");
+    let newcomer = names("after-drain", 1, 1, 1).remove(0);
+    assert_eq!(
+        app.spawn_zone(&newcomer, 5, "starter").await.status,
+        StatusCode::CREATED
+    );
+    assert_ne!(zone(&app, &newcomer).await["shard"], 1);
+    for z in &zones {
+        assert_eq!(app.zone(z).await["total"], 100, "{z}");
+    }
+}

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("loot_tables", 2),
     ("verify", 2),
     ("moves", 2),
+    ("rebalance", 2),
     ("realtime", 3),
     ("leaderboards", 3),
     ("ratelimit", 3),
