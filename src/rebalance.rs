@@ -15,13 +15,15 @@ use crate::moves::MoveOptions;
 use crate::shards::cli::ShardCommand;
 
 /// One zone as the plan sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneSize {
     pub zone: String,
     pub shard: usize,
     /// Chests over its life (unopened plus ledger rows): what it stores.
     pub chests: i64,
     pub unopened: i64,
+    /// Claims per second recently (sampled by `trove rebalance --sample-secs`), if known.
+    pub rate: Option<f64>,
 }
 
 /// A planned move.
@@ -38,6 +40,9 @@ pub struct PlannedMove {
 pub struct Plan {
     pub before: Vec<i64>,
     pub after: Vec<i64>,
+    /// Recent claims per second per shard, where sampled.
+    pub rate_before: Vec<f64>,
+    pub rate_after: Vec<f64>,
     pub zones_before: Vec<usize>,
     pub zones_after: Vec<usize>,
     pub moves: Vec<PlannedMove>,
@@ -58,6 +63,9 @@ pub struct RebalanceArgs {
     /// Pause between moves, and after each copy transaction, in ms (throttling).
     #[arg(long, default_value_t = 20)]
     pause_ms: u64,
+    /// Sample each zone's claim rate over this many seconds first, to show it in the plan.
+    #[arg(long, default_value_t = 0)]
+    sample_secs: u64,
 }
 
 /// Plans moves until no shard is more than `tolerance` (of the mean) above the mean, or no
@@ -70,6 +78,14 @@ pub fn plan(zones: &[ZoneSize], shards: usize, tolerance: f64, avoid: &[usize]) 
         count[z.shard] += 1;
     }
     let (before, zones_before) = (load.clone(), count.clone());
+    let rate_of = |zones: &[ZoneSize]| {
+        let mut r = vec![0.0; shards];
+        for z in zones {
+            r[z.shard] += z.rate.unwrap_or(0.0);
+        }
+        r
+    };
+    let rate_before = rate_of(zones);
     let targets: Vec<usize> = (0..shards).filter(|s| !avoid.contains(s)).collect();
     let mut placed: Vec<ZoneSize> = zones.to_vec();
     let mut moves = Vec::new();
@@ -114,6 +130,8 @@ pub fn plan(zones: &[ZoneSize], shards: usize, tolerance: f64, avoid: &[usize]) 
         });
     }
     Plan {
+        rate_after: rate_of(&placed),
+        rate_before,
         before,
         after: load,
         zones_before,
@@ -125,12 +143,18 @@ pub fn plan(zones: &[ZoneSize], shards: usize, tolerance: f64, avoid: &[usize]) 
 impl Plan {
     /// The plan as an operator reads it.
     pub fn describe(&self) -> String {
-        let mut out =
-            String::from("shard | zones before | chests before | zones after | chests after\n");
+        let mut out = String::from(
+            "shard | zones before | chests before | claims/s | zones after | chests after | claims/s\n",
+        );
         for s in 0..self.before.len() {
             out.push_str(&format!(
-                "{s:>5} | {:>12} | {:>13} | {:>11} | {:>12}\n",
-                self.zones_before[s], self.before[s], self.zones_after[s], self.after[s]
+                "{s:>5} | {:>12} | {:>13} | {:>8.1} | {:>11} | {:>12} | {:>8.1}\n",
+                self.zones_before[s],
+                self.before[s],
+                self.rate_before[s],
+                self.zones_after[s],
+                self.after[s],
+                self.rate_after[s]
             ));
         }
         if self.moves.is_empty() {
@@ -160,6 +184,7 @@ impl Engine {
                 shard: shard.index,
                 chests: r.chest_count,
                 unopened: r.chest_count - r.opened,
+                rate: None,
             }));
         }
         Ok(out)
@@ -176,6 +201,7 @@ pub async fn shards(engine: &Engine, command: Option<ShardCommand>) -> Result<(S
                 drain: Some(shard),
                 tolerance: 0.1,
                 pause_ms: 20,
+                sample_secs: 0,
             };
             Ok((cli(engine, args).await?, true))
         }
@@ -202,7 +228,23 @@ pub async fn cli(engine: &Engine, args: RebalanceArgs) -> Result<String> {
     avoid.extend(args.drain);
     avoid.sort_unstable();
     avoid.dedup();
-    let plan = plan(&engine.zone_sizes().await?, shards, args.tolerance, &avoid);
+    let mut sizes = engine.zone_sizes().await?;
+    if args.sample_secs > 0 {
+        // The claim rate: opened counts now and a moment later (counters only, no scan).
+        let wait = Duration::from_secs(args.sample_secs.min(600));
+        tokio::time::sleep(wait).await;
+        let later: std::collections::HashMap<String, i64> = engine
+            .zone_sizes()
+            .await?
+            .into_iter()
+            .map(|z| (z.zone, z.chests - z.unopened))
+            .collect();
+        for z in &mut sizes {
+            let opened = later.get(&z.zone).copied().unwrap_or(z.chests - z.unopened);
+            z.rate = Some((opened - (z.chests - z.unopened)) as f64 / wait.as_secs_f64());
+        }
+    }
+    let plan = plan(&sizes, shards, args.tolerance, &avoid);
     let mut out = plan.describe();
     if !args.apply {
         out.push_str("(a plan only: --apply carries it out)\n");
@@ -233,6 +275,7 @@ mod tests {
             shard,
             chests,
             unopened: chests,
+            rate: Some(1.0),
         }
     }
 

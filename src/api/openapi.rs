@@ -112,7 +112,7 @@ fn shared_responses(op: &mut Operation) {
     add(
         "503",
         with_retry_after(error(
-            "`shard_unavailable`, `overloaded` or `rate_limiter_unavailable`; retry later",
+            "`shard_unavailable`, `zone_moving`, `shard_unknown`, `overloaded` or `rate_limiter_unavailable`; retry later",
         )),
     );
     add(

@@ -34,6 +34,12 @@ pub async fn shards(set: &ShardSet, command: Option<ShardCommand>) -> Result<(St
         None => {
             let (lines, down) = report(&set.status().await);
             let mut text = lines.join("\n") + "\n";
+            for m in set.moves_in_progress().await.unwrap_or_default() {
+                text.push_str(&format!(
+                    "move in progress: {} from shard {} to shard {} ({}, since {})\n",
+                    m.zone, m.from, m.to, m.phase, m.updated_at
+                ));
+            }
             if down > 0 {
                 text.push_str(&format!("{down} shard(s) not ready\n"));
             }

@@ -20,7 +20,7 @@ pub use hash::{fnv1a_32, jump_consistent_hash, shard_index};
 pub use placement::Placement;
 pub use registry::Identity;
 pub use shard::{PoolStats, Shard};
-pub use status::{latest_migration, report, ShardReadiness, ShardStatus, MIGRATOR};
+pub use status::{latest_migration, report, MoveInProgress, ShardReadiness, ShardStatus, MIGRATOR};
 
 use crate::error::{Error, Result};
 

@@ -138,6 +138,37 @@ impl ShardSet {
     }
 }
 
+/// A zone move the catalog records as in progress.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MoveInProgress {
+    pub zone: String,
+    pub from: i32,
+    pub to: i32,
+    pub phase: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl ShardSet {
+    /// The zone moves in progress (a crashed one waits for its command to run again).
+    pub async fn moves_in_progress(&self) -> Result<Vec<MoveInProgress>> {
+        let pool = self.all()[0].current_pool();
+        let rows = sqlx::query_file!("sql/catalog_moves.sql")
+            .fetch_all(&pool)
+            .await
+            .map_err(Error::Database)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| MoveInProgress {
+                zone: r.name,
+                from: r.from_shard,
+                to: r.to_shard,
+                phase: r.phase,
+                updated_at: r.updated_at,
+            })
+            .collect())
+    }
+}
+
 /// `trove shards`: one line per shard, and how many are not ready (down or not migrated).
 pub fn report(statuses: &[ShardStatus]) -> (Vec<String>, usize) {
     let mut down = 0;
