@@ -10,7 +10,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ms, HEADER, SECRET};
-use trove::app::Application;
 use trove::auth::JwtKeys;
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
@@ -43,11 +42,7 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         .await
         .expect("table");
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let app = Application::bind(&config, engine.clone(), keys.clone())
-        .await
-        .expect("bind");
-    let base = format!("http://{}", app.local_addr().expect("addr"));
-    tokio::spawn(app.serve(std::future::pending()));
+    let base = common::serve(&config, engine.clone(), keys.clone()).await;
 
     let mut zones_by_size = Vec::new();
     for &size in SIZES {

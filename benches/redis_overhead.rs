@@ -8,7 +8,6 @@
 mod common;
 
 use common::{ms, HEADER, SECRET};
-use trove::app::Application;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
@@ -23,13 +22,6 @@ async fn main() {
         bench(&cluster, claims, concurrency).await
     })
     .await;
-}
-
-async fn serve(config: &Config, engine: Engine, keys: JwtKeys) -> String {
-    let app = Application::bind(config, engine, keys).await.expect("bind");
-    let base = format!("http://{}", app.local_addr().expect("addr"));
-    tokio::spawn(app.serve(std::future::pending()));
-    base
 }
 
 async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
@@ -57,8 +49,8 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
             .expect("spawn");
     }
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let without = serve(&plain, trove::app::engine(&plain).expect("s"), keys.clone()).await;
-    let with = serve(
+    let without = common::serve(&plain, trove::app::engine(&plain).expect("s"), keys.clone()).await;
+    let with = common::serve(
         &with_redis,
         trove::app::engine(&with_redis).expect("s"),
         keys.clone(),

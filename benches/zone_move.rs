@@ -6,7 +6,8 @@
 //! WebSocket events meanwhile. Two durable private PostgreSQL servers are the two shards.
 //!
 //! Run: `cargo bench --bench zone_move` (env: BENCH_SIZES=1000,100000,1000000,
-//! BENCH_MOVES=10, BENCH_CLIENTS=16 for the other zones, BENCH_MOVING_CLIENTS=8).
+//! BENCH_MOVES=10, BENCH_CLIENTS=16 for the other zones, BENCH_MOVING_CLIENTS=4,
+//! BENCH_PAUSE_MS=0 to throttle the copy).
 
 mod common;
 
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use common::{ms, percentile, SECRET};
 use futures_util::{SinkExt, StreamExt};
-use trove::app::Application;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::starter_table;
@@ -32,7 +32,7 @@ async fn main() {
         .collect();
     let moves = common::env_or("BENCH_MOVES", 10);
     let clients = common::env_or("BENCH_CLIENTS", 16);
-    let moving_clients = common::env_or("BENCH_MOVING_CLIENTS", 8);
+    let moving_clients = common::env_or("BENCH_MOVING_CLIENTS", 4);
     common::with_postgres("move-a", 25600, |a| async move {
         let (b, dir) = common::postgres("move-b", 25700);
         let run =
@@ -51,7 +51,8 @@ async fn main() {
 struct Served {
     at: Instant,
     took: Duration,
-    ok: bool,
+    /// The zone's shard answered it (opened, or 409 once the zone ran out): not 503.
+    answered: bool,
 }
 
 async fn bench(
@@ -72,11 +73,7 @@ async fn bench(
         .await
         .expect("table");
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let app = Application::bind(&config, engine.clone(), keys.clone())
-        .await
-        .expect("bind");
-    let base = format!("http://{}", app.local_addr().expect("addr"));
-    tokio::spawn(app.serve(std::future::pending()));
+    let base = common::serve(&config, engine.clone(), keys.clone()).await;
 
     // Other zones on both shards, never moved: their throughput and events are the yardstick.
     let others: Vec<String> = (0..8).map(|i| format!("steady-{i}")).collect();
@@ -163,14 +160,15 @@ async fn run_size(
                     .header("Idempotency-Key", format!("{w}-{i}"))
                     .send()
                     .await;
-                let (ok, id) = match resp {
+                let (answered, id) = match resp {
                     Ok(r) if r.status().as_u16() == 201 => {
                         let body: serde_json::Value = r.json().await.unwrap_or_default();
                         (true, body["claim_id"].as_str().map(str::to_owned))
                     }
                     Ok(r) => {
+                        let answered = r.status().as_u16() == 409;
                         let _ = r.bytes().await;
-                        (false, None)
+                        (answered, None)
                     }
                     Err(_) => (false, None),
                 };
@@ -181,7 +179,7 @@ async fn run_size(
                 sink.lock().expect("served").push(Served {
                     at: now,
                     took: now - t,
-                    ok,
+                    answered,
                 });
             }
         }));
@@ -230,7 +228,11 @@ async fn run_size(
     tokio::time::sleep(Duration::from_secs(2)).await; // warm up
     let (mut fences, mut client_fences, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut during_moving = Vec::new();
-    let opts = MoveOptions::default();
+    // BENCH_PAUSE_MS throttles the copy (a pause after each copy transaction).
+    let opts = MoveOptions {
+        pause: Duration::from_millis(common::env_or("BENCH_PAUSE_MS", 0) as u64),
+        ..MoveOptions::default()
+    };
     for m in 0..moves {
         // A window without a move, then one with: the same length, interleaved.
         let quiet_from = steady.lock().expect("s").len();
@@ -255,13 +257,16 @@ async fn run_size(
         fences.push(report.fenced_ms);
         let served: Vec<(Instant, Duration, bool)> = moving.lock().expect("m")[moving_from..]
             .iter()
-            .map(|s| (s.at, s.took, s.ok))
+            .map(|s| (s.at, s.took, s.answered))
             .collect();
+        // As the zone's clients saw the fence: the longest a claim was held, or the longest
+        // gap between two answers (claims refused with 503 meanwhile are not answers).
         let mut gap = Duration::ZERO;
         let mut last: Option<Instant> = None;
-        for (at, took, ok) in &served {
+        for (at, took, answered) in &served {
             during_moving.push(*took);
-            if *ok {
+            if *answered {
+                gap = gap.max(*took);
                 if let Some(l) = last {
                     gap = gap.max(at.saturating_duration_since(l));
                 }

@@ -250,6 +250,8 @@ struct Mover<'a> {
     commits: u32,
     /// Source loot table id → target loot table id.
     tables: HashMap<i32, i32>,
+    /// While the source is fenced its claims wait: no throttling then.
+    fenced: bool,
 }
 
 impl<'a> Mover<'a> {
@@ -260,6 +262,7 @@ impl<'a> Mover<'a> {
             opts,
             commits: 0,
             tables: HashMap::new(),
+            fenced: false,
         }
     }
 
@@ -281,7 +284,7 @@ impl<'a> Mover<'a> {
     }
 
     async fn throttle(&self) {
-        if !self.opts.pause.is_zero() {
+        if !self.opts.pause.is_zero() && !self.fenced {
             tokio::time::sleep(self.opts.pause).await;
         }
     }
@@ -383,6 +386,7 @@ impl<'a> Mover<'a> {
             phase = "switched".into();
         } else if phase == "fenced" {
             // Resumed after a crash while fenced: a full pass over the frozen source.
+            self.fenced = true;
             match self.target_zone(&target).await? {
                 // It switched in before the crash: only the catalog is left to switch.
                 Some((_, state)) if state == "live" => self.switch_catalog(r.to).await?,
@@ -713,6 +717,7 @@ impl<'a> Mover<'a> {
     }
 
     async fn fence(&mut self, source: &Arc<Shard>, copy: &Copy) -> Result<()> {
+        self.fenced = true;
         sqlx::query_file!("sql/move_fence.sql", copy.source_id)
             .fetch_optional(&source.pool()?)
             .await

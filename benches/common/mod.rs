@@ -37,6 +37,16 @@ pub fn postgres(name: &str, first_port: u16) -> (Cluster, std::path::PathBuf) {
     (cluster, dir)
 }
 
+/// The real app on `config`, serving in the background; returns its base URL.
+pub async fn serve(config: &trove::config::Config, engine: trove::Engine, keys: JwtKeys) -> String {
+    let app = trove::app::Application::bind(config, engine, keys)
+        .await
+        .expect("bind");
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    tokio::spawn(app.serve(std::future::pending()));
+    base
+}
+
 /// A private redis-server on the first free port from `port`, killed on drop.
 pub async fn redis(port: u16) -> trove::local::RedisServer {
     trove::local::RedisServer::start(port)

@@ -69,16 +69,7 @@ impl Placement {
         if let Some(shard) = self.cached(name) {
             return Ok(Some(shard));
         }
-        let c = &self.catalog;
-        let found = sqlx::query_file_scalar!("sql/catalog_zone.sql", name)
-            .fetch_optional(&mut *c.acquire().await?)
-            .await
-            .map_err(|e| c.db_error(e))?;
-        let shard = found.map(to_index).transpose()?;
-        if let Some(s) = shard {
-            self.remember(name, s);
-        }
-        Ok(shard)
+        self.zone_fresh(name).await
     }
 
     /// Where a zone lives, asked of the catalog whatever the cache holds (which it then

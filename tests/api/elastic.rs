@@ -4,15 +4,13 @@
 
 use std::collections::HashSet;
 
-use futures_util::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{fresh_db_on, run_trove, spawn_app_on, TestApp, SECRET};
-use crate::realtime::{connect, subscribe};
+use crate::realtime::{connect, resume_on, subscribe};
 
 /// Names (from `prefix`) whose hash over 2 shards is `two` and over 3 shards is `three`.
 fn names(prefix: &str, two: usize, three: usize, n: usize) -> Vec<String> {
@@ -167,14 +165,7 @@ async fn appending_a_shard_orphans_no_zone_and_keeps_names_and_versions_unique()
     );
 
     // A position from before the add still resumes (the new shard's part from its start).
-    let mut ws = connect(&app, "watcher").await;
-    let resume = json!({"op": "subscribe", "zones": [&moved_hash[0]], "since": old_position});
-    ws.send(Message::text(resume.to_string()))
-        .await
-        .expect("send");
-    let reply = crate::realtime::next(&mut ws, std::time::Duration::from_secs(5))
-        .await
-        .expect("an answer to the resume");
+    let reply = resume_on(&app, "watcher", &moved_hash[0], &old_position).await;
     assert_eq!(
         reply["type"], "chest_opened",
         "the replay comes first: {reply}"
@@ -270,14 +261,7 @@ async fn rebalance_after_an_add_evens_the_shards_online_and_a_drain_empties_one(
     }
     assert_eq!(total, acks.len() as i64);
     // A position from before the add still resumes (or gets a snapshot if its zone moved).
-    let mut late = connect(&app, "resumer").await;
-    let resume = json!({"op": "subscribe", "zones": [&zones[0]], "since": old_position});
-    late.send(Message::text(resume.to_string()))
-        .await
-        .expect("send");
-    let reply = crate::realtime::next(&mut late, std::time::Duration::from_secs(5))
-        .await
-        .expect("reply");
+    let reply = resume_on(&app, "resumer", &zones[0], &old_position).await;
     assert!(
         reply["type"] == "subscribed" || reply["type"] == "chest_opened",
         "{reply}"

@@ -5,16 +5,14 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures_util::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 use trove::moves::{MoveOptions, ZONE_TABLES};
 
 use crate::helpers::{
     fresh_db_on, run_trove, spawn_app_on, spawn_app_with, zone_on, RedisServer, TestApp, SECRET,
 };
-use crate::realtime::{connect, subscribe};
+use crate::realtime::{connect, resume_on, subscribe};
 
 /// Everything a client can read about a zone and a player's claims in it.
 async fn answers(app: &TestApp, zone: &str, player: &str) -> Value {
@@ -468,14 +466,7 @@ async fn a_subscriber_on_another_instance_sees_every_claim_of_a_moving_zone_once
     assert!(after.is_subset(&all) && before.is_subset(&all));
     assert_eq!(snapshot + after.len() as i64, 200);
     // A resume from before the move gets a snapshot rather than a partial replay.
-    let mut late = connect(&b, "late").await;
-    let resume = json!({"op": "subscribe", "zones": [&zone], "since": old_position});
-    late.send(Message::text(resume.to_string()))
-        .await
-        .expect("send");
-    let reply = crate::realtime::next(&mut late, std::time::Duration::from_secs(5))
-        .await
-        .expect("reply");
+    let reply = resume_on(&b, "late", &zone, &old_position).await;
     assert_eq!(
         (reply["type"].as_str(), reply["resumed"].as_bool()),
         (Some("subscribed"), Some(false)),

@@ -66,6 +66,19 @@ async fn expect(ws: &mut Ws, kind: &str) -> Value {
     v
 }
 
+/// A new connection of `player` subscribing to `zone` with `since`; its first message.
+pub(crate) async fn resume_on(app: &TestApp, player: &str, zone: &str, since: &str) -> Value {
+    let mut ws = connect(app, player).await;
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "zones": [zone], "since": since}),
+    )
+    .await;
+    next(&mut ws, Duration::from_secs(5))
+        .await
+        .expect("an answer to the resume")
+}
+
 pub(crate) async fn subscribe(ws: &mut Ws, zones: &[&str]) -> Value {
     send(ws, json!({"op": "subscribe", "zones": zones})).await;
     expect(ws, "subscribed").await
