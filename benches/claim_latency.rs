@@ -10,11 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ms, HEADER, SECRET};
-use trove::auth::JwtKeys;
 use trove::config::Config;
-use trove::local::{starter_table, Cluster};
-use trove::shards::ShardSet;
-use trove::Engine;
+use trove::local::Cluster;
 
 const SIZES: &[i64] = &[1_000, 100_000, 1_000_000];
 
@@ -34,15 +31,7 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         .await
         .expect("database");
     let config = Config::for_shards(vec![cluster.url("trove")], SECRET);
-    let shards = ShardSet::new(&config.shards()).expect("shards");
-    shards.migrate().await.expect("migrate");
-    let engine = Engine::new(shards, config.batching());
-    engine
-        .put_loot_table("starter", &starter_table())
-        .await
-        .expect("table");
-    let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let base = common::serve(&config, engine.clone(), keys.clone()).await;
+    let (engine, keys, base) = common::deployment(&config).await;
 
     let mut zones_by_size = Vec::new();
     for &size in SIZES {

@@ -20,7 +20,6 @@ use common::{ms, percentile, SECRET};
 use futures_util::{SinkExt, StreamExt};
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
-use trove::local::starter_table;
 use trove::moves::MoveOptions;
 
 #[tokio::main]
@@ -66,14 +65,7 @@ async fn bench(
     a.create_database("trove", None).await.expect("db a");
     b.create_database("trove", None).await.expect("db b");
     let config = Config::for_shards(vec![a.url("trove"), b.url("trove")], SECRET);
-    let engine = trove::app::engine(&config).expect("engine");
-    engine.shards.migrate().await.expect("migrate");
-    engine
-        .put_loot_table("starter", &starter_table())
-        .await
-        .expect("table");
-    let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let base = common::serve(&config, engine.clone(), keys.clone()).await;
+    let (engine, keys, base) = common::deployment(&config).await;
 
     // Other zones on both shards, never moved: their throughput and events are the yardstick.
     let others: Vec<String> = (0..8).map(|i| format!("steady-{i}")).collect();

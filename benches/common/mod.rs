@@ -37,6 +37,20 @@ pub fn postgres(name: &str, first_port: u16) -> (Cluster, std::path::PathBuf) {
     (cluster, dir)
 }
 
+/// A migrated deployment on `config` with the demo loot table, served in the background:
+/// its engine, token keys and base URL.
+pub async fn deployment(config: &trove::config::Config) -> (trove::Engine, JwtKeys, String) {
+    let engine = trove::app::engine(config).expect("engine");
+    engine.shards.migrate().await.expect("migrate");
+    engine
+        .put_loot_table("starter", &trove::local::starter_table())
+        .await
+        .expect("table");
+    let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
+    let base = serve(config, engine.clone(), keys.clone()).await;
+    (engine, keys, base)
+}
+
 /// The real app on `config`, serving in the background; returns its base URL.
 pub async fn serve(config: &trove::config::Config, engine: trove::Engine, keys: JwtKeys) -> String {
     let app = trove::app::Application::bind(config, engine, keys)
