@@ -1,6 +1,7 @@
 -- Copies a batch of ledger rows onto the target copy, marked copied (they are not new claims
 -- to its tails), with their idempotency keys (a retry from before the move replays), and
--- removes their chests from the copy's unopened set (copied while still unopened).
+-- removes their chests from the copy's unopened set (copied while still unopened). Returns
+-- how many rows it inserted and how many chests it removed (the move's running count).
 WITH ins AS (
     INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot,
                         opened_at, idempotency_key, copied)
@@ -10,5 +11,10 @@ WITH ins AS (
                 $7::jsonb[], $8::timestamptz[], $9::text[])
          AS c (chest_id, claim_id, player, seed_epoch, loot_table_id, loot, opened_at, idempotency_key)
     ON CONFLICT DO NOTHING
+    RETURNING 1
+),
+gone AS (
+    DELETE FROM chests WHERE zone_id = $1 AND chest_id = ANY($2)
+    RETURNING 1
 )
-DELETE FROM chests WHERE zone_id = $1 AND chest_id = ANY($2)
+SELECT (SELECT count(*) FROM ins) AS "inserted!", (SELECT count(*) FROM gone) AS "removed!"

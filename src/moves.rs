@@ -375,6 +375,9 @@ impl<'a> Mover<'a> {
                     break;
                 }
             }
+            // Counted now, outside the fence; the last pass keeps the count up to date, so
+            // the check against the frozen source costs nothing while claims wait.
+            copy.tracked = Some(counts(&target, copy.target_id).await?);
             let fenced_at = Instant::now();
             self.fence(&source, &copy).await?;
             self.set_phase("fenced").await?;
@@ -486,6 +489,7 @@ impl<'a> Mover<'a> {
             target_id: row.id,
             chests_after: 0,
             claims_since: None,
+            tracked: None,
         })
     }
 
@@ -663,10 +667,14 @@ impl<'a> Mover<'a> {
                 .iter()
                 .map(|r| self.table(r.loot_table_id))
                 .collect::<Result<Vec<_>>>()?;
-            sqlx::query_file!("sql/move_chests_write.sql", copy.target_id, &ids, &tables)
-                .execute(&target.pool()?)
-                .await
-                .map_err(|e| target.db_error(e))?;
+            let done =
+                sqlx::query_file!("sql/move_chests_write.sql", copy.target_id, &ids, &tables)
+                    .execute(&target.pool()?)
+                    .await
+                    .map_err(|e| target.db_error(e))?;
+            if let Some((chests, _)) = &mut copy.tracked {
+                *chests += done.rows_affected() as i64;
+            }
             self.committed();
             self.throttle().await;
         }
@@ -676,7 +684,7 @@ impl<'a> Mover<'a> {
         &mut self,
         source: &Arc<Shard>,
         target: &Arc<Shard>,
-        copy: &Copy,
+        copy: &mut Copy,
         batch: Vec<Ledger>,
     ) -> Result<()> {
         if batch
@@ -696,7 +704,7 @@ impl<'a> Mover<'a> {
             cols.at.push(r.opened_at);
             cols.keys.push(r.idempotency_key);
         }
-        sqlx::query_file!(
+        let done = sqlx::query_file!(
             "sql/move_claims_write.sql",
             copy.target_id,
             &cols.chests,
@@ -708,9 +716,13 @@ impl<'a> Mover<'a> {
             &cols.at,
             &cols.keys as &[Option<String>]
         )
-        .execute(&target.pool()?)
+        .fetch_one(&target.pool()?)
         .await
         .map_err(|e| target.db_error(e))?;
+        if let Some((chests, claims)) = &mut copy.tracked {
+            *chests -= done.removed;
+            *claims += done.inserted;
+        }
         self.committed();
         self.throttle().await;
         Ok(())
@@ -757,10 +769,17 @@ impl<'a> Mover<'a> {
         .await
         .map_err(|e| target.db_error(e))?;
         self.committed();
-        let (from, to) = (
-            counts(source, copy.source_id).await?,
-            counts(target, copy.target_id).await?,
-        );
+        let (from, to) = match copy.tracked {
+            // The frozen source's own counters (O(1)) against the copy's running count.
+            Some(tracked) => {
+                let opened: i64 = z.counters.iter().sum();
+                ((z.chest_count - opened, opened), tracked)
+            }
+            None => (
+                counts(source, copy.source_id).await?,
+                counts(target, copy.target_id).await?,
+            ),
+        };
         if from != to {
             return Err(Error::Internal(format!(
                 "the copy of {:?} does not match its source (chests, ledger rows: {from:?} there, {to:?} here); the move stays fenced: run it again",
@@ -838,6 +857,8 @@ struct Copy {
     chests_after: i64,
     /// Ledger rows after this tail position may not be copied yet.
     claims_since: Option<Cursor>,
+    /// The copy's (chests, ledger rows), kept up to date from a count before the fence.
+    tracked: Option<(i64, i64)>,
 }
 
 /// One ledger row as a move copies it.
