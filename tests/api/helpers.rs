@@ -340,6 +340,14 @@ impl TestApp {
         .await
     }
 
+    /// Reveals a zone's current seed (admin).
+    pub async fn reveal(&self, zone: &str) -> Resp {
+        let admin = self.admin();
+        let path = format!("/v1/zones/{zone}/reveal");
+        self.call(Method::POST, &path, Some(&admin), None, &[])
+            .await
+    }
+
     pub async fn claim(&self, zone: &str, token: &str, key: Option<&str>) -> Resp {
         let headers: Vec<(&str, &str)> = key
             .map(|k| vec![("Idempotency-Key", k)])

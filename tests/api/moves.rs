@@ -108,16 +108,7 @@ async fn a_moved_zone_answers_exactly_as_before_and_keeps_serving_on_its_new_sha
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         keyed.push((key, r.body));
     }
-    let admin = app.admin();
-    let reveal = app
-        .call(
-            Method::POST,
-            &format!("/v1/zones/{zone}/reveal"),
-            Some(&admin),
-            None,
-            &[],
-        )
-        .await;
+    let reveal = app.reveal(&zone).await;
     assert_eq!(reveal.status, StatusCode::OK, "{:?}", reveal.body);
     for _ in 0..5 {
         assert_eq!(app.claim(&zone, &t, None).await.status, StatusCode::CREATED);
