@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo bench --bench zone_move` (env: BENCH_SIZES=1000,100000,1000000,
 //! BENCH_MOVES=10, BENCH_CLIENTS=16 for the other zones, BENCH_MOVING_CLIENTS=4,
-//! BENCH_PAUSE_MS=0 to throttle the copy).
+//! BENCH_PAUSE_MS=0 and BENCH_SHARE=50 to throttle the copy).
 
 mod common;
 
@@ -220,9 +220,11 @@ async fn run_size(
     tokio::time::sleep(Duration::from_secs(2)).await; // warm up
     let (mut fences, mut client_fences, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut during_moving = Vec::new();
-    // BENCH_PAUSE_MS throttles the copy (a pause after each copy transaction).
+    // BENCH_PAUSE_MS and BENCH_SHARE throttle the copy (a pause after each copy transaction;
+    // its duty cycle in percent, the default of `trove zones move` unless set).
     let opts = MoveOptions {
         pause: Duration::from_millis(common::env_or("BENCH_PAUSE_MS", 0) as u64),
+        share: common::env_or("BENCH_SHARE", trove::moves::DEFAULT_SHARE as usize) as u32,
         ..MoveOptions::default()
     };
     for m in 0..moves {

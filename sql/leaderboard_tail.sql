@@ -1,9 +1,10 @@
 -- The next ledger rows for the leaderboards: after the boards' position ($1, $2, $3) and below
--- the horizon (read from this statement's own snapshot), synthetic (probe) zones left out, and
--- rows a zone move copied here too (they counted when they were made on the source).
+-- the horizon (from this statement's own snapshot, moves' copies aside: migration 0006),
+-- synthetic (probe) zones left out, and rows a zone move copied here too (they counted when
+-- they were made on the source).
 -- Always at least one row, carrying the horizon; $4 is the batch size.
 WITH h AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+    SELECT trove_ledger_horizon() AS horizon
 )
 SELECT h.horizon AS "horizon!", e.xid AS "xid?", e.zone_id AS "zone_id?",
        e.chest_id AS "chest_id?", e.zone AS "zone?", e.player AS "player?", e.loot AS "loot?",

@@ -1,12 +1,13 @@
 -- One poll of a shard's tail, one round trip: the horizon (every transaction with an xid
--- below it has finished, so rows under it are final; it comes from this statement's own
--- snapshot, which also sees all of them) and the events after the tail position ($1, $2, $3)
--- and below the horizon, in position order: opened chests from the ledger, and spawns.
+-- below it has finished, a zone move's copies aside, so rows under it are final; it comes
+-- from this statement's own snapshot, which also sees all of them: migration 0006) and the
+-- events after the tail position ($1, $2, $3) and below the horizon, in position order:
+-- opened chests from the ledger, and spawns.
 -- Always at least one row; with no events its event columns are NULL. $4 is the batch size.
 -- Rows a zone move copied here are not events (they were when they were made on the source);
 -- a zone switched in here by a move is one (`arrival`: its subscribers get a fresh snapshot).
 WITH h AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+    SELECT trove_ledger_horizon() AS horizon
 )
 SELECT h.horizon AS "horizon!", e.kind AS "kind?", e.xid AS "xid?", e.zone_id AS "zone_id?",
        e.zone AS "zone?", e.chest_id AS "chest_id?", e.player AS "player?",

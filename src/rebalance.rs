@@ -63,6 +63,9 @@ pub struct RebalanceArgs {
     /// Pause between moves, and after each copy transaction, in ms (throttling).
     #[arg(long, default_value_t = 20)]
     pause_ms: u64,
+    /// The most of the time each move's copy may keep the shards busy, in percent (1-100).
+    #[arg(long, default_value_t = crate::moves::DEFAULT_SHARE)]
+    share: u32,
     /// Sample each zone's claim rate over this many seconds first, to show it in the plan.
     #[arg(long, default_value_t = 0)]
     sample_secs: u64,
@@ -201,6 +204,7 @@ pub async fn shards(engine: &Engine, command: Option<ShardCommand>) -> Result<(S
                 drain: Some(shard),
                 tolerance: 0.1,
                 pause_ms: 20,
+                share: crate::moves::DEFAULT_SHARE,
                 sample_secs: 0,
             };
             Ok((cli(engine, args).await?, true))
@@ -252,6 +256,7 @@ pub async fn cli(engine: &Engine, args: RebalanceArgs) -> Result<String> {
     }
     let opts = MoveOptions {
         pause: Duration::from_millis(args.pause_ms),
+        share: args.share.clamp(1, 100),
         ..MoveOptions::default()
     };
     for m in &plan.moves {

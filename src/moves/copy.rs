@@ -260,7 +260,7 @@ impl Mover<'_> {
                 .collect::<Result<Vec<_>>>()?;
             let done =
                 sqlx::query_file!("sql/move_chests_write.sql", copy.target_id, &ids, &tables)
-                    .execute(&target.pool()?)
+                    .execute(&self.copy_pool(target.index)?)
                     .await
                     .map_err(|e| target.db_error(e))?;
             if let Some((chests, _)) = &mut copy.tracked {
@@ -307,7 +307,7 @@ impl Mover<'_> {
             &cols.at,
             &cols.keys as &[Option<String>]
         )
-        .fetch_one(&target.pool()?)
+        .fetch_one(&self.copy_pool(target.index)?)
         .await
         .map_err(|e| target.db_error(e))?;
         if let Some((chests, claims)) = &mut copy.tracked {

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -28,7 +28,10 @@ mod phases;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::names::validate_zone_name;
-use crate::shards::Shard;
+use crate::shards::{Shard, ShardSet};
+
+/// The application name of a move's copy sessions (migration 0006 names it too).
+const COPY_SESSION: &str = "trove-move-copy";
 
 /// Every table that holds a zone's rows (by `zone_id`, or the zone row itself): a move copies
 /// them all. A test fails when a table with a `zone_id` column is missing here.
@@ -57,6 +60,10 @@ pub enum ZoneCommand {
         /// Pause after each copy transaction, in ms (throttles the move).
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
+        /// The most of the time the copy may keep the shards busy, in percent (1-100): after
+        /// each copy transaction it rests long enough to stay under it.
+        #[arg(long, default_value_t = DEFAULT_SHARE)]
+        share: u32,
         /// Undo the move in progress instead (only before it switched).
         #[arg(long)]
         abort: bool,
@@ -72,7 +79,7 @@ pub enum ZoneCommand {
 /// Runs a `trove zones` subcommand; returns what to print. `TROVE_MOVE_CRASH_AFTER=N` (for
 /// the crash-point test only) aborts the process after the move's N-th transaction.
 pub async fn cli(engine: &Engine, command: ZoneCommand) -> Result<String> {
-    let (zone, to, batch, pause_ms, abort) = match command {
+    let (zone, to, batch, pause_ms, share, abort) = match command {
         ZoneCommand::Cleanup { older_than } => {
             let secs = crate::auth::parse_ttl(&older_than)?;
             let gone = engine
@@ -85,8 +92,9 @@ pub async fn cli(engine: &Engine, command: ZoneCommand) -> Result<String> {
             to,
             batch,
             pause_ms,
+            share,
             abort,
-        } => (zone, to, batch, pause_ms, abort),
+        } => (zone, to, batch, pause_ms, share, abort),
     };
     if abort {
         return Ok(match engine.abort_move(&zone).await? {
@@ -97,6 +105,7 @@ pub async fn cli(engine: &Engine, command: ZoneCommand) -> Result<String> {
     let opts = MoveOptions {
         batch: batch.clamp(1, 100_000),
         pause: Duration::from_millis(pause_ms),
+        share: share.clamp(1, 100),
         crash_after: std::env::var("TROVE_MOVE_CRASH_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),
@@ -115,6 +124,10 @@ pub struct MoveOptions {
     pub batch: i64,
     /// Pause after each copy transaction (throttling a move on a busy shard).
     pub pause: Duration,
+    /// The copy's duty cycle in percent: after each copy transaction it rests for as long as
+    /// keeps its share of the time at most this (50: it rests as long as it worked). On a
+    /// busy shard a copy at full speed takes CPU from every other zone's claims.
+    pub share: u32,
     /// Test-only: abort the process right after this many committed transactions.
     pub crash_after: Option<u32>,
 }
@@ -124,6 +137,7 @@ impl Default for MoveOptions {
         MoveOptions {
             batch: 5000,
             pause: Duration::ZERO,
+            share: DEFAULT_SHARE,
             crash_after: None,
         }
     }
@@ -153,6 +167,9 @@ struct Recorded {
     phase: String,
     source_zone_id: i32,
 }
+
+/// The copy's default duty cycle, in percent.
+pub const DEFAULT_SHARE: u32 = 50;
 
 /// Catch-up passes before the fence; one whose claims fit in this many rows ends them.
 const MAX_PASSES: u32 = 6;
@@ -252,6 +269,12 @@ struct Mover<'a> {
     tables: HashMap<i32, i32>,
     /// While the source is fenced its claims wait: no throttling then.
     fenced: bool,
+    /// When the copy last went back to work (after its last rest).
+    busy_since: Instant,
+    /// Copy sessions (named `trove-move-copy`): the ledger tails' horizon leaves their
+    /// transactions out (migration 0006), so they must run nothing but the copy's bulk
+    /// inserts and deletes, whose rows no tail reads.
+    copies: ShardSet,
 }
 
 impl<'a> Mover<'a> {
@@ -263,6 +286,10 @@ impl<'a> Mover<'a> {
             commits: 0,
             tables: HashMap::new(),
             fenced: false,
+            busy_since: Instant::now(),
+            copies: engine
+                .shards
+                .derived(1, &[("application_name", COPY_SESSION)]),
         }
     }
 
@@ -283,10 +310,22 @@ impl<'a> Mover<'a> {
         }
     }
 
-    async fn throttle(&self) {
-        if !self.opts.pause.is_zero() && !self.fenced {
-            tokio::time::sleep(self.opts.pause).await;
+    /// A pool on shard `i` for the copy's bulk writes (see `copies`).
+    fn copy_pool(&self, i: usize) -> Result<sqlx::PgPool> {
+        self.copies.all()[i].pool()
+    }
+
+    /// Rests after a copy transaction: `pause`, and long enough to keep the copy's share of
+    /// the time under `share` (not while fenced: claims wait then).
+    async fn throttle(&mut self) {
+        if !self.fenced {
+            let share = self.opts.share.clamp(1, 100);
+            let rest = (self.busy_since.elapsed() * (100 - share) / share).max(self.opts.pause);
+            if !rest.is_zero() {
+                tokio::time::sleep(rest).await;
+            }
         }
+        self.busy_since = Instant::now();
     }
 
     fn report(&self, from: usize, to: usize, chests: i64, claims: i64) -> MoveReport {

@@ -173,7 +173,7 @@ impl Mover<'_> {
         }
         loop {
             let gone = sqlx::query_file_scalar!("sql/move_drop_rows.sql", zone_id, self.opts.batch)
-                .fetch_one(&shard.pool()?)
+                .fetch_one(&self.copy_pool(shard.index)?)
                 .await
                 .map_err(|e| shard.db_error(e))?;
             if gone == 0 {

@@ -12,7 +12,7 @@ use trove::moves::{MoveOptions, ZONE_TABLES};
 use crate::helpers::{
     fresh_db_on, run_trove, spawn_app_on, spawn_app_with, zone_on, RedisServer, TestApp, SECRET,
 };
-use crate::realtime::{connect, resume_on, subscribe};
+use crate::realtime::{connect, next, resume_on, subscribe};
 
 /// Everything a client can read about a zone and a player's claims in it.
 async fn answers(app: &TestApp, zone: &str, player: &str) -> Value {
@@ -464,4 +464,78 @@ async fn a_subscriber_on_another_instance_sees_every_claim_of_a_moving_zone_once
         "{reply}"
     );
     assert_eq!(reply["zones"][0]["opened"], 200);
+}
+
+/// The ledger tails' horizon leaves out a move's copy sessions (their rows are never events)
+/// while a zone is in motion on the shard, and nothing else: an ordinary open transaction
+/// still holds every event back until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_transaction_does_not_hold_back_other_zones_events_and_any_other_one_does() {
+    use sqlx::{ConnectOptions, Connection, Executor};
+    let app = spawn_app_on(vec![fresh_db_on(0).await]).await;
+    app.starter().await;
+    app.spawn_zone("steady-events", 10, "starter").await;
+    app.spawn_zone("arriving-copy", 1, "starter").await;
+    let mut db = app.shard_db(0).await;
+    // As on a move's target while its copy runs.
+    db.execute("UPDATE zones SET state = 'incoming' WHERE name = 'arriving-copy'")
+        .await
+        .expect("in motion");
+    let open = |name: &'static str| {
+        let url = app.shard_urls[0].clone();
+        async move {
+            let mut c = url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .expect("url")
+                .application_name(name)
+                .connect()
+                .await
+                .expect("connect");
+            c.execute("BEGIN; SELECT pg_current_xact_id()")
+                .await
+                .expect("an xid");
+            c
+        }
+    };
+    let mut ws = connect(&app, "watcher").await;
+    subscribe(&mut ws, &["steady-events"]).await;
+    let token = app.token("p");
+    let copy = open("trove-move-copy").await;
+    let r = app.claim("steady-events", &token, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let got = opened(&mut ws, std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        got.expect("the event, although a copy transaction is open")["claim_id"],
+        r.body["claim_id"]
+    );
+
+    let other = open("anything-else").await;
+    let r = app.claim("steady-events", &token, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert!(
+        opened(&mut ws, std::time::Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "an ordinary open transaction holds events back"
+    );
+    other.close().await.expect("end it");
+    let got = opened(&mut ws, std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        got.expect("the event, once it ended")["claim_id"],
+        r.body["claim_id"]
+    );
+    copy.close().await.expect("end the copy");
+}
+
+/// The next `chest_opened` event, if one comes within `wait`.
+async fn opened(ws: &mut crate::realtime::Ws, wait: std::time::Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next(ws, left).await {
+            Some(v) if v["type"] == "chest_opened" => return Some(v),
+            Some(_) => continue,
+            None => return None,
+        }
+    }
 }
