@@ -4,20 +4,24 @@
 -- Arrays of equal length, one element per claim:
 -- $1 zone ids, $2 the seed epoch each caller drew with, $3 players, $4 idempotency keys (NULL:
 -- none), $5 the draws' 63-bit start values, $6 loot pre-rolled per loot table id
--- ({"<id>": [...]}), $7 claim ids (the server-made nonce of each draw), $8 the chest asked
--- for (NULL: any).
+-- ({"<id>": [...]}), $7 claim ids, $8 the chest asked for (NULL: any), $9 the nonce the
+-- draw used and $10 the client seed (both NULL in a version-1 epoch, whose draw used the
+-- claim id), $11 who authorised the claim (`player` or `admin:<subject>`).
 --
 -- Every table is reached through its index from the claims' own keys (lateral lookups and
 -- `= ANY($1)`), so even a generic plan never scans a table: the cost depends on the batch,
 -- never on the zone or the shard.
 --
 -- One row per claim, `idx` its 1-based place in the arrays, with its status:
--- opened | replayed | exhausted | already_opened | not_found | stale | retry | collided | moving
+-- opened | replayed | exhausted | already_opened | not_found | stale | nonce | retry |
+-- collided | moving. `nonce`: the draw used another nonce or client seed than the player's
+-- row says (`next_nonce`, `next_client_seed`; NULL: the player has no row yet): draw again.
 WITH req AS MATERIALIZED (
     SELECT *
     FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[], $5::bigint[],
-                $6::jsonb[], $7::uuid[], $8::bigint[])
-         WITH ORDINALITY AS r(zone_id, epoch, player, key, start, loot, claim_id, chest, idx)
+                $6::jsonb[], $7::uuid[], $8::bigint[], $9::bigint[], $10::text[], $11::text[])
+         WITH ORDINALITY AS r(zone_id, epoch, player, key, start, loot, claim_id, chest, nonce,
+                              client_seed, authorised_by, idx)
 ),
 -- A keyed claim holds a transaction-scoped advisory lock on (zone, player, key) until it
 -- commits, so a retry racing its own first attempt waits here for that attempt to finish, and
@@ -41,6 +45,35 @@ fence AS MATERIALIZED (
     SELECT f.zone_id, trove_zone_state(f.zone_id) AS state
     FROM (SELECT DISTINCT r.zone_id FROM req r ORDER BY 1) AS f
     WHERE (SELECT count(*) FROM key_lock) >= 0
+),
+-- Version-2 claims: the player's nonce row, locked once the key locks are held. SKIP LOCKED:
+-- a row another claim of the player holds is skipped (that claim goes again, `collided`), so
+-- a batch never waits here; a row lock reads the row's latest committed version, whatever
+-- this statement's snapshot. A row of an older epoch counts from 0 in the claim's.
+nonce_row AS MATERIALIZED (
+    SELECT r.idx, n.next, n.client_seed
+    FROM req r
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN p.seed_epoch = r.epoch THEN p.next_nonce ELSE 0 END AS next,
+               p.client_seed
+        FROM player_nonces p
+        WHERE p.zone_id = r.zone_id AND p.player = r.player
+        FOR UPDATE SKIP LOCKED
+    ) AS n
+    WHERE r.nonce IS NOT NULL AND (SELECT count(*) FROM key_lock) >= 0
+),
+-- The claims whose draw used the player's next nonce and client seed; of one player's claims
+-- in a batch only the first (the others are `collided` and go again with the next nonce).
+nonce_ok AS (
+    SELECT n.idx
+    FROM nonce_row n
+    JOIN req r ON r.idx = n.idx
+    WHERE n.next = r.nonce AND n.client_seed = r.client_seed
+      AND NOT EXISTS (
+        SELECT 1 FROM req f
+        WHERE f.zone_id = r.zone_id AND f.player = r.player AND f.nonce IS NOT NULL
+          AND f.idx < r.idx
+      )
 ),
 -- Per-zone opened counts are spread over 16 slots. A batch takes, per zone, the first slot no
 -- other transaction holds (starting from its backend's), so concurrent batches never queue on
@@ -73,7 +106,8 @@ zone AS (
 prior AS (
     -- Read with a fresh snapshot once the key locks are held (migrations/0003), so a retry
     -- that waited for its first attempt sees it and replays it.
-    SELECT r.idx, c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id
+    SELECT r.idx, c.claim_id, c.chest_id, c.seed_epoch, c.loot, c.opened_at, c.loot_table_id,
+           c.nonce, c.client_seed, c.authorised_by
     FROM req r
     CROSS JOIN LATERAL trove_prior_claim(r.zone_id, r.player, r.key) AS c
     WHERE r.key IS NOT NULL AND (SELECT count(*) FROM counter_lock) >= 0
@@ -118,6 +152,7 @@ pick AS (
     ) AS p
     WHERE NOT EXISTS (SELECT 1 FROM prior pr WHERE pr.idx = r.idx)
       AND NOT EXISTS (SELECT 1 FROM twin t WHERE t.idx = r.idx)
+      AND (r.nonce IS NULL OR EXISTS (SELECT 1 FROM nonce_ok o WHERE o.idx = r.idx))
 ),
 taken AS (
     -- A row lock does not stop its own transaction, so two claims of one batch can pick the
@@ -129,9 +164,10 @@ taken AS (
 ins AS (
     -- The ledger row, with the loot the server pre-rolled for this chest's table. The primary
     -- key (zone_id, chest_id) is the zero-dupe promise kept by the database itself.
-    INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
+    INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot,
+                        idempotency_key, nonce, client_seed, authorised_by)
     SELECT r.zone_id, t.chest_id, r.claim_id, r.player, r.epoch, t.loot_table_id,
-           r.loot -> t.loot_table_id::text, r.key
+           r.loot -> t.loot_table_id::text, r.key, r.nonce, r.client_seed, r.authorised_by
     FROM taken t
     JOIN req r ON r.idx = t.idx
     -- Loot must have been rolled for this chest's table; if not, the caller has not seen a
@@ -139,7 +175,16 @@ ins AS (
     WHERE r.loot ? t.loot_table_id::text
     -- A racing retry with the same key: only one inserts; the other opens nothing (retry).
     ON CONFLICT (zone_id, player, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING zone_id, claim_id, chest_id, seed_epoch, loot, opened_at, loot_table_id
+    RETURNING zone_id, claim_id, chest_id, player, seed_epoch, loot, opened_at, loot_table_id,
+              nonce, client_seed, authorised_by
+),
+bumped AS (
+    -- The nonce is consumed with the ledger row, in its transaction: a claim that opens
+    -- nothing or fails consumes none. (One claim per player and batch gets here.)
+    UPDATE player_nonces p SET next_nonce = i.nonce + 1, seed_epoch = i.seed_epoch
+    FROM ins i
+    WHERE i.nonce IS NOT NULL AND p.zone_id = i.zone_id AND p.player = i.player
+    RETURNING 1
 ),
 opened AS (
     -- Opened chests leave `chests`: the unopened set stays exactly the primary-key index.
@@ -159,10 +204,12 @@ counted AS (
     RETURNING 1
 ),
 answered AS (
-    SELECT pr.idx, pr.claim_id, pr.chest_id, pr.seed_epoch, pr.loot, pr.opened_at, pr.loot_table_id
+    SELECT pr.idx, pr.claim_id, pr.chest_id, pr.seed_epoch, pr.loot, pr.opened_at,
+           pr.loot_table_id, pr.nonce, pr.client_seed, pr.authorised_by
     FROM prior pr
     UNION ALL
-    SELECT r.idx, i.claim_id, i.chest_id, i.seed_epoch, i.loot, i.opened_at, i.loot_table_id
+    SELECT r.idx, i.claim_id, i.chest_id, i.seed_epoch, i.loot, i.opened_at, i.loot_table_id,
+           i.nonce, i.client_seed, i.authorised_by
     FROM ins i
     JOIN req r ON r.claim_id = i.claim_id
 )
@@ -174,6 +221,17 @@ SELECT
         WHEN EXISTS (SELECT 1 FROM fence f WHERE f.zone_id = r.zone_id AND f.state <> 'live')
             THEN 'moving'
         WHEN NOT EXISTS (SELECT 1 FROM zone z WHERE z.idx = r.idx) THEN 'stale'
+        WHEN r.nonce IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nonce_ok o WHERE o.idx = r.idx)
+            THEN CASE
+                WHEN nr.idx IS NOT NULL AND (nr.next <> r.nonce OR nr.client_seed <> r.client_seed)
+                    THEN 'nonce'
+                -- Behind another claim of the player: in this batch, or in flight elsewhere.
+                WHEN nr.idx IS NOT NULL THEN 'collided'
+                WHEN EXISTS (
+                    SELECT 1 FROM player_nonces p WHERE p.zone_id = r.zone_id AND p.player = r.player
+                ) THEN 'collided'
+                ELSE 'nonce'
+            END
         WHEN EXISTS (SELECT 1 FROM twin t WHERE t.idx = r.idx) THEN 'collided'
         WHEN EXISTS (SELECT 1 FROM taken t WHERE t.idx = r.idx) THEN 'retry'
         WHEN EXISTS (SELECT 1 FROM pick p WHERE p.idx = r.idx) THEN 'collided'
@@ -191,9 +249,15 @@ SELECT
     a.loot AS "loot?",
     a.opened_at AS "opened_at?",
     lt.name AS "loot_table?",
-    lt.version AS "loot_table_version?"
+    lt.version AS "loot_table_version?",
+    a.nonce AS "nonce?",
+    a.client_seed AS "client_seed?",
+    a.authorised_by AS "authorised_by?",
+    nr.next AS "next_nonce?",
+    nr.client_seed AS "next_client_seed?"
 FROM req r
 LEFT JOIN answered a ON a.idx = r.idx
+LEFT JOIN nonce_row nr ON nr.idx = r.idx
 LEFT JOIN LATERAL (
     SELECT lt.name, lt.version FROM loot_tables lt WHERE lt.id = a.loot_table_id LIMIT 1
 ) AS lt ON true

@@ -4,7 +4,7 @@
 -- passes copy: the claims committed since an earlier pass began.
 WITH w AS (
     SELECT c.xid, c.zone_id, c.chest_id, c.claim_id, c.player, c.seed_epoch, c.loot_table_id,
-           c.loot, c.opened_at, c.idempotency_key
+           c.loot, c.opened_at, c.idempotency_key, c.nonce, c.client_seed, c.authorised_by
     FROM claims c
     WHERE (c.xid, c.zone_id, c.chest_id) > ($2, $3, $4)
     ORDER BY c.xid, c.zone_id, c.chest_id
@@ -18,6 +18,6 @@ last AS (
 SELECT l.xid AS "last_xid!", l.zone_id AS "last_zone_id!", l.chest_id AS "last_chest_id!",
        e.chest_id AS "chest_id?", e.claim_id AS "claim_id?", e.player AS "player?",
        e.seed_epoch AS "seed_epoch?", e.loot_table_id AS "loot_table_id?", e.loot AS "loot?",
-       e.opened_at AS "opened_at?", e.idempotency_key
+       e.opened_at AS "opened_at?", e.idempotency_key, e.nonce, e.client_seed, e.authorised_by
 FROM last l
 LEFT JOIN LATERAL (SELECT * FROM w WHERE w.zone_id = $1) AS e ON true

@@ -1,6 +1,6 @@
 -- Every claim of a zone with what re-deriving its draw needs; streamed, never collected.
-SELECT c.claim_id, c.chest_id, c.player, c.seed_epoch, c.loot, c.loot_table_id,
-       s.seed, s.revealed_at
+SELECT c.claim_id, c.chest_id, c.player, c.seed_epoch, c.loot, c.loot_table_id, c.nonce,
+       c.client_seed, s.seed, s.revealed_at, s.draw_version
 FROM claims c
 JOIN zone_seeds s ON s.zone_id = c.zone_id AND s.epoch = c.seed_epoch
 WHERE c.zone_id = $1

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::claims::{Batching, Queues};
+use crate::claims::{Batching, NonceCache, PlayerTurns, Queues};
 use crate::shards::ShardSet;
 use crate::zones::ZoneCache;
 
@@ -12,6 +12,10 @@ use crate::zones::ZoneCache;
 pub struct Engine {
     pub shards: ShardSet,
     pub(crate) zones: ZoneCache,
+    /// Each player's next nonce and client seed per zone, as the shards last said.
+    pub(crate) nonces: NonceCache,
+    /// One claim at a time per player and zone on this instance.
+    pub(crate) turns: PlayerTurns,
     /// Per shard: claims waiting for the next batched claim statement.
     pub(crate) claim_queues: Arc<Queues>,
     /// The pools claim statements run on (one connection per statement slot).
@@ -30,6 +34,8 @@ impl Engine {
         Engine {
             shards,
             zones: ZoneCache::default(),
+            nonces: NonceCache::default(),
+            turns: PlayerTurns::default(),
             claim_queues,
             claim_shards,
         }

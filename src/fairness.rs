@@ -4,6 +4,11 @@
 //! `seed_commitment = SHA-256(seed)` before any claim uses it. A claim's randomness is
 //!
 //! ```text
+//! v2 (epochs committed since migration 0007):
+//! draw_seed = HMAC-SHA256(key = server_seed,
+//!                         msg = "trove/claim/v2" 0x00 zone 0x00 player 0x00 client_seed 0x00
+//!                               nonce as 8 bytes big-endian)
+//! v1 (older epochs):
 //! draw_seed = HMAC-SHA256(key = server_seed,
 //!                         msg = "trove/claim/v1" 0x00 zone 0x00 player 0x00 claim_id[16])
 //! rng       = ChaCha20Rng::from_seed(draw_seed)
@@ -11,9 +16,12 @@
 //! loot      = roll(table, rng)             -- see `roll`
 //! ```
 //!
-//! `claim_id` is a UUIDv7 the server makes, so nothing the client picks (idempotency key,
-//! timing, retries) feeds the draw; once a seed is revealed anyone can replay every claim of
-//! that epoch from the ledger. Zone and player names cannot contain NUL, so the message is
+//! In v2 the nonce is the player's own claim counter in the epoch (0, 1, 2, ...: gapless, and
+//! a refused claim consumes none) and the client seed is whatever the player last set (empty
+//! by default), so nothing the server chooses after the commitment feeds the draw: it cannot
+//! mint nonces until the loot it wants comes up, and a client seed set after the commitment
+//! was published cannot have been ground against. v1 used the server-made claim id as the
+//! nonce. Zone and player names and client seeds cannot contain NUL, so the message is
 //! unambiguous.
 
 use hmac::{Hmac, Mac};
@@ -26,7 +34,17 @@ use crate::error::{Error, Result};
 use crate::loot::{LootItem, LootTable};
 
 pub const SEED_LEN: usize = 32;
-const DOMAIN: &[u8] = b"trove/claim/v1";
+const DOMAIN_V1: &[u8] = b"trove/claim/v1";
+const DOMAIN_V2: &[u8] = b"trove/claim/v2";
+
+/// What, besides the seed, zone and player, a draw is bound to: its epoch's draw version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nonce<'a> {
+    /// v1: the claim id the server made.
+    ClaimId(Uuid),
+    /// v2: the player's client seed and claim counter in the epoch.
+    Counter { client_seed: &'a str, nonce: i64 },
+}
 
 /// A fresh secret server seed from the operating system's CSPRNG.
 pub fn new_server_seed() -> Result<[u8; SEED_LEN]> {
@@ -43,17 +61,27 @@ pub fn commitment(seed: &[u8]) -> [u8; 32] {
 }
 
 /// The ChaCha20 seed of one claim's draw.
-pub fn draw_seed(server_seed: &[u8], zone: &str, player: &str, claim_id: Uuid) -> [u8; 32] {
+pub fn draw_seed(server_seed: &[u8], zone: &str, player: &str, nonce: Nonce) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(server_seed)
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(DOMAIN);
+    mac.update(match nonce {
+        Nonce::ClaimId(_) => DOMAIN_V1,
+        Nonce::Counter { .. } => DOMAIN_V2,
+    });
     mac.update(&[0]);
     mac.update(zone.as_bytes());
     mac.update(&[0]);
     mac.update(player.as_bytes());
     mac.update(&[0]);
-    mac.update(claim_id.as_bytes());
+    match nonce {
+        Nonce::ClaimId(id) => mac.update(id.as_bytes()),
+        Nonce::Counter { client_seed, nonce } => {
+            mac.update(client_seed.as_bytes());
+            mac.update(&[0]);
+            mac.update(&(nonce as u64).to_be_bytes());
+        }
+    }
     mac.finalize().into_bytes().into()
 }
 
@@ -69,8 +97,8 @@ pub struct Draw {
 }
 
 impl Draw {
-    pub fn new(server_seed: &[u8], zone: &str, player: &str, claim_id: Uuid) -> Self {
-        let mut rng = ChaCha20Rng::from_seed(draw_seed(server_seed, zone, player, claim_id));
+    pub fn new(server_seed: &[u8], zone: &str, player: &str, nonce: Nonce) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(draw_seed(server_seed, zone, player, nonce));
         let start = (rng.next_u64() >> 1) as i64;
         Draw {
             start,
@@ -177,7 +205,7 @@ mod tests {
     #[test]
     fn same_material_same_draw_and_any_change_differs() {
         let seed = [7u8; 32];
-        let id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+        let id = Nonce::ClaimId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001));
         let a = Draw::new(&seed, "meadow", "alice", id);
         let b = Draw::new(&seed, "meadow", "alice", id);
         assert_eq!(a.start, b.start);
@@ -185,20 +213,34 @@ mod tests {
         assert_ne!(a.start, Draw::new(&seed, "meadow", "bob", id).start);
         assert_ne!(a.start, Draw::new(&seed, "caves", "alice", id).start);
         assert_ne!(a.start, Draw::new(&[8u8; 32], "meadow", "alice", id).start);
-        let other = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002);
+        let other = Nonce::ClaimId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002));
         assert_ne!(a.start, Draw::new(&seed, "meadow", "alice", other).start);
+        let counter = |client_seed, nonce| Nonce::Counter { client_seed, nonce };
+        let c = Draw::new(&seed, "meadow", "alice", counter("", 0)).start;
+        assert_eq!(c, Draw::new(&seed, "meadow", "alice", counter("", 0)).start);
+        assert_ne!(c, Draw::new(&seed, "meadow", "alice", counter("", 1)).start);
+        assert_ne!(
+            c,
+            Draw::new(&seed, "meadow", "alice", counter("x", 0)).start
+        );
+        assert_ne!(c, Draw::new(&seed, "meadow", "bob", counter("", 0)).start);
     }
 
     #[test]
-    fn draw_seed_is_pinned() {
+    fn draw_seeds_are_pinned() {
         // Pinned: a change here would make every recorded claim fail verification.
-        let id = Uuid::from_u128(1);
-        let got = hex::encode(draw_seed(&[0u8; 32], "z", "p", id));
-        assert_eq!(got, PINNED_DRAW_SEED);
+        let v1 = Nonce::ClaimId(Uuid::from_u128(1));
+        assert_eq!(hex::encode(draw_seed(&[0u8; 32], "z", "p", v1)), PINNED_V1);
+        let v2 = Nonce::Counter {
+            client_seed: "lucky",
+            nonce: 3,
+        };
+        assert_eq!(hex::encode(draw_seed(&[0u8; 32], "z", "p", v2)), PINNED_V2);
     }
     // Cross-checked with Python: hmac.new(bytes(32), b"trove/claim/v1\0z\0p\0" + UUID(int=1).bytes, sha256).
-    const PINNED_DRAW_SEED: &str =
-        "a2964136bc8db23099c00c176dc774f0f9372b629fda42c83aee42133cfeeb06";
+    const PINNED_V1: &str = "a2964136bc8db23099c00c176dc774f0f9372b629fda42c83aee42133cfeeb06";
+    // hmac.new(bytes(32), b"trove/claim/v2\0z\0p\0lucky\0" + struct.pack(">Q", 3), sha256).
+    const PINNED_V2: &str = "3e6ede6177225bc70710fa04ddbe4052784188225a1f78c599f4c11b5ad2dd6c";
 
     #[test]
     fn below_is_in_range_and_covers_it() {

@@ -1,5 +1,5 @@
 //! The names Trove accepts from clients, each checked in one place: zones, loot tables,
-//! items, players and idempotency keys. A name that passes is safe in a Redis key, a log
+//! items, players, idempotency keys and client seeds. A name that passes is safe in a Redis key, a log
 //! line and a draw's HMAC message (none holds a NUL, a space or a `/`).
 
 use crate::error::{Error, Result};
@@ -59,6 +59,14 @@ pub fn validate_idempotency_key(key: &str) -> Result<()> {
     check(valid, "invalid_idempotency_key", message)
 }
 
+/// Client seeds: 0-64 printable ASCII characters (empty: none set), so the draw's message
+/// stays unambiguous (no NUL) and any client can type one.
+pub fn validate_client_seed(seed: &str) -> Result<()> {
+    let valid = seed.len() <= 64 && seed.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    let message = "client seeds are 0-64 printable ASCII characters without spaces";
+    check(valid, "invalid_client_seed", message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +103,15 @@ mod tests {
         assert!(valid_player_id("alice_01-x") && !valid_player_id("a.b") && !valid_player_id(""));
         assert!(valid_item_name("gold.coin:1") && !valid_item_name("no spaces"));
         assert!(validate_table_name("starter").is_ok() && validate_table_name("Bad").is_err());
+    }
+
+    #[test]
+    fn client_seeds() {
+        for ok in ["", "lucky-7", &"x".repeat(64), "!~"] {
+            assert!(validate_client_seed(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a b", "tab\t", "nul\0", "é", &"x".repeat(65)] {
+            assert!(validate_client_seed(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::fairness::Draw;
+use crate::fairness::{Draw, Nonce};
 use crate::loot::LootTable;
 use crate::names::validate_zone_name;
 
@@ -69,9 +69,19 @@ impl Engine {
                     t
                 }
             };
-            let expected = serde_json::json!(
-                Draw::new(&row.seed, zone, &row.player, row.claim_id).loot(&table)
-            );
+            // Version 2 draws with the recorded nonce and client seed (a version-2 claim
+            // without them mismatches); version 1 drew with the claim id.
+            let nonce = match (row.draw_version, row.nonce, row.client_seed.as_deref()) {
+                (1, _, _) => Some(Nonce::ClaimId(row.claim_id)),
+                (_, Some(nonce), Some(client_seed)) => Some(Nonce::Counter { client_seed, nonce }),
+                _ => None,
+            };
+            let expected = match nonce {
+                Some(n) => {
+                    serde_json::json!(Draw::new(&row.seed, zone, &row.player, n).loot(&table))
+                }
+                None => serde_json::json!({"error": "a version-2 draw without its nonce"}),
+            };
             report.claims_checked += 1;
             if row.revealed_at.is_some() {
                 report.claims_with_revealed_seed += 1;

@@ -14,7 +14,7 @@ use super::error::{status_of, ApiError};
 use super::extract::{OptionalJson, Path};
 use super::openapi::ErrorBody;
 use super::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::claims::{Claim, ClaimOutcome};
 use crate::error::Error;
 
@@ -153,5 +153,13 @@ async fn open(
         })?),
         None => None,
     };
-    state.engine.claim(zone, player, chest, key).await
+    // Recorded with the claim, so a player can see every claim made in their name.
+    let authorised_by = match caller.role {
+        Role::Player => "player".to_owned(),
+        Role::Admin => format!("admin:{}", caller.player),
+    };
+    state
+        .engine
+        .claim(zone, player, chest, key, &authorised_by)
+        .await
 }

@@ -31,6 +31,10 @@ pub struct Request {
     pub loot: serde_json::Value,
     pub claim_id: Uuid,
     pub chest: Option<i64>,
+    /// Version-2 draws: the nonce and client seed the draw used (None: version 1).
+    pub nonce: Option<i64>,
+    pub client_seed: Option<String>,
+    pub authorised_by: String,
 }
 
 /// What the statement said about one claim (its `status` column, decoded once, here).
@@ -48,6 +52,9 @@ pub enum ClaimStatus {
     NotFound,
     /// The seed epoch moved on (a reveal): reload the zone and draw again.
     Stale,
+    /// The draw's nonce or client seed is not the player's next (the row's, if it has one):
+    /// draw again with those.
+    Nonce { next: Option<(i64, String)> },
     /// The key's insert lost to a racing retry, or no loot was rolled for the chest's table.
     Retry,
     /// Another claim of the same batch took the chest or has the same key: go again.
@@ -156,6 +163,9 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
     let mut loots = Vec::with_capacity(n);
     let mut claim_ids = Vec::with_capacity(n);
     let mut chests = Vec::with_capacity(n);
+    let mut nonces = Vec::with_capacity(n);
+    let mut client_seeds = Vec::with_capacity(n);
+    let mut authorisers = Vec::with_capacity(n);
     let mut replies = Vec::with_capacity(n);
     let mut names = Vec::with_capacity(n);
     for (r, reply) in batch {
@@ -168,6 +178,9 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
         loots.push(r.loot);
         claim_ids.push(r.claim_id);
         chests.push(r.chest);
+        nonces.push(r.nonce);
+        client_seeds.push(r.client_seed);
+        authorisers.push(r.authorised_by);
         replies.push(reply);
     }
     let run = || async {
@@ -181,7 +194,10 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
             &starts,
             &loots,
             &claim_ids,
-            &chests as &[Option<i64>]
+            &chests as &[Option<i64>],
+            &nonces as &[Option<i64>],
+            &client_seeds as &[Option<String>],
+            &authorisers
         )
         .fetch_all(&mut *conn)
         .await;
@@ -236,6 +252,9 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
                         seed_epoch,
                         loot_table,
                         loot_table_version,
+                        nonce: row.nonce,
+                        client_seed: row.client_seed.clone(),
+                        authorised_by: row.authorised_by.clone(),
                     }),
                     _ => Err(Error::Internal("claim statement returned no claim".into())),
                 };
@@ -246,6 +265,9 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
                     "already_opened" => Ok(ClaimStatus::AlreadyOpened),
                     "not_found" => Ok(ClaimStatus::NotFound),
                     "stale" => Ok(ClaimStatus::Stale),
+                    "nonce" => Ok(ClaimStatus::Nonce {
+                        next: row.next_nonce.zip(row.next_client_seed.clone()),
+                    }),
                     "retry" => Ok(ClaimStatus::Retry),
                     "collided" => Ok(ClaimStatus::Collided),
                     "moving" => Ok(ClaimStatus::Moving),

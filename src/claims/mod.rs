@@ -3,9 +3,11 @@
 //! a shard share statements (`batch`).
 
 mod batch;
+mod nonces;
 
 pub(crate) use batch::Queues;
 pub use batch::{Batching, ClaimStatus};
+pub use nonces::{ClientSeed, Next, NonceCache, PlayerTurns};
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use uuid::Uuid;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::fairness::Draw;
+use crate::fairness::{Draw, Nonce};
 use crate::names::{validate_idempotency_key, validate_player_id, validate_zone_name};
 use crate::zones::ZoneInfo;
 
@@ -36,6 +38,14 @@ pub struct Claim {
     /// the last input anyone needs to replay the draw.
     pub loot_table: String,
     pub loot_table_version: i32,
+    /// The draw's nonce: the player's claim counter in the epoch (0, 1, 2, ... gapless).
+    /// Null in epochs committed before version-2 draws (their nonce was `claim_id`).
+    pub nonce: Option<i64>,
+    /// The client seed the draw used ("" when the player set none); null with `nonce`.
+    pub client_seed: Option<String>,
+    /// Who authorised the claim: `player` (the player's own token) or `admin:<subject>`.
+    /// Null on claims from before it was recorded.
+    pub authorised_by: Option<String>,
 }
 
 /// The result of a claim request.
@@ -55,19 +65,25 @@ const MOVING_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 /// A bound that is never reached in practice: each statement settles the first of any
 /// colliding claims (and a key's twin replays once its first claim committed).
 const MAX_COLLISIONS: usize = 1000;
+/// Redraws after the claim statement said the player's nonce or client seed moved on (each
+/// answer carries the row's values, so one is the rule; more only under a race with another
+/// claim of the same player).
+const MAX_NONCE_REDRAWS: usize = 64;
 
 impl Engine {
     /// Opens a chest for `player` in `zone`: any unopened one (`chest: None`) or the given one.
     ///
     /// One statement on the zone's shard does it all (see `sql/claim.sql`); a retry with the
     /// same idempotency key returns the first answer and never opens a second chest, even
-    /// when two retries race or the first response was lost.
+    /// when two retries race or the first response was lost. `authorised_by` is recorded with
+    /// the claim: `player`, or `admin:<subject>` for an admin claiming on a player's behalf.
     pub async fn claim(
         &self,
         zone: &str,
         player: &str,
         chest: Option<i64>,
         idempotency_key: Option<&str>,
+        authorised_by: &str,
     ) -> Result<ClaimOutcome> {
         validate_zone_name(zone)?;
         validate_player_id(player)?;
@@ -83,15 +99,35 @@ impl Engine {
             }
         }
         let name: Arc<str> = Arc::from(zone);
+        let _turn = self.turns.take(&name, player).await;
         let mut reload = false;
         let mut attempts = 0;
         let mut collisions = 0;
         let mut moving_since = None;
+        let mut redraws = 0;
         while attempts < ATTEMPTS {
             let info = self.zone_info(zone, reload).await?;
             let shard = info.shard;
             let claim_id = Uuid::now_v7();
-            let draw = Draw::new(&info.seed, zone, player, claim_id);
+            // Version 2: the player's next nonce and client seed; version 1: the claim id.
+            let next = match info.draw_version {
+                1 => None,
+                _ => Some(match self.nonces.get(info.id, player, info.epoch) {
+                    Some(next) => next,
+                    None => {
+                        let on = &self.shards.all()[shard];
+                        self.nonces.load(on, info.id, player, info.epoch).await?
+                    }
+                }),
+            };
+            let nonce = match &next {
+                Some(n) => Nonce::Counter {
+                    client_seed: &n.client_seed,
+                    nonce: n.nonce,
+                },
+                None => Nonce::ClaimId(claim_id),
+            };
+            let draw = Draw::new(&info.seed, zone, player, nonce);
             let loot: serde_json::Map<String, serde_json::Value> = info
                 .tables
                 .iter()
@@ -107,6 +143,9 @@ impl Engine {
                 loot: serde_json::Value::Object(loot.clone()),
                 claim_id,
                 chest,
+                nonce: next.as_ref().map(|n| n.nonce),
+                client_seed: next.as_ref().map(|n| n.client_seed.clone()),
+                authorised_by: authorised_by.to_owned(),
             };
             let mut status = self.claim_queues.submit(shard, request()).await?;
             // Another claim of the same batch took the chest this draw picked, or has the same
@@ -123,10 +162,17 @@ impl Engine {
             }
             match status {
                 ClaimStatus::Opened(claim) => {
+                    if let Some(n) = next {
+                        let used = Next {
+                            nonce: n.nonce + 1,
+                            ..n
+                        };
+                        self.nonces.put(info.id, player, used);
+                    }
                     return Ok(ClaimOutcome {
                         claim,
                         replayed: false,
-                    })
+                    });
                 }
                 ClaimStatus::Replayed(claim) => return self.replay(claim, chest),
                 // A keyed retry that waited for its first attempt already replayed it above
@@ -163,6 +209,31 @@ impl Engine {
                     }
                     tokio::time::sleep(MOVING_PAUSE).await;
                     reload = true;
+                    continue;
+                }
+                ClaimStatus::Nonce { next } => {
+                    // Another instance's claim or a new client seed moved the player on: draw
+                    // again with the row's values (read, or made, when it has none yet).
+                    redraws += 1;
+                    if redraws > MAX_NONCE_REDRAWS {
+                        return Err(Error::Internal(format!(
+                            "the nonce of {player:?} in zone {zone:?} kept moving"
+                        )));
+                    }
+                    match next {
+                        Some((nonce, client_seed)) => {
+                            let next = Next {
+                                epoch: info.epoch,
+                                nonce,
+                                client_seed,
+                            };
+                            self.nonces.put(info.id, player, next);
+                        }
+                        None => {
+                            let on = &self.shards.all()[shard];
+                            self.nonces.load(on, info.id, player, info.epoch).await?;
+                        }
+                    }
                     continue;
                 }
                 ClaimStatus::Stale | ClaimStatus::Collided => {}

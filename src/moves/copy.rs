@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::nonces::NonceColumns;
 use super::Mover;
 use crate::error::{Error, Result};
 use crate::ledger::Cursor;
@@ -139,6 +140,7 @@ impl Mover<'_> {
     ) -> Result<()> {
         let since = horizon(source).await?;
         self.copy_chests(source, target, copy).await?;
+        self.copy_all_nonces(source, target, copy).await?;
         let mut after = 0i64;
         loop {
             let rows = sqlx::query_file!(
@@ -163,6 +165,9 @@ impl Mover<'_> {
                     loot: r.loot,
                     opened_at: r.opened_at,
                     idempotency_key: r.idempotency_key,
+                    nonce: r.nonce,
+                    client_seed: r.client_seed,
+                    authorised_by: r.authorised_by,
                 })
                 .collect();
             self.write_claims(source, target, copy, batch).await?;
@@ -213,6 +218,9 @@ impl Mover<'_> {
                         loot: r.loot?,
                         opened_at: r.opened_at?,
                         idempotency_key: r.idempotency_key,
+                        nonce: r.nonce,
+                        client_seed: r.client_seed,
+                        authorised_by: r.authorised_by,
                     })
                 })
                 .collect();
@@ -221,6 +229,10 @@ impl Mover<'_> {
                 self.write_claims(source, target, copy, batch).await?;
             }
         }
+        // Client seeds set since the previous pass began (claims' counters came with them).
+        let set_since = copy.claims_since.unwrap_or_default().xid;
+        self.copy_nonces_set_since(source, target, copy, set_since)
+            .await?;
         copy.claims_since = Some(Cursor::below(since).max(copy.claims_since.unwrap_or_default()));
         Ok(copied)
     }
@@ -285,6 +297,19 @@ impl Mover<'_> {
             self.sync_tables(source, target, copy.source_id).await?;
         }
         let mut cols = LedgerColumns::default();
+        let mut players: Vec<String> = batch.iter().map(|r| r.player.clone()).collect();
+        players.sort_unstable();
+        players.dedup();
+        // Read after the batch: the counters include its claims (and maybe later ones, which
+        // a later pass copies; the target serves only once the last pass is in).
+        let counters = sqlx::query_file!("sql/move_nonces_of.sql", copy.source_id, &players)
+            .fetch_all(&source.pool()?)
+            .await
+            .map_err(|e| source.db_error(e))?;
+        let mut rows = NonceColumns::default();
+        for n in counters {
+            rows.push(n.player, n.seed_epoch, n.next_nonce, n.client_seed);
+        }
         for r in batch {
             cols.tables.push(self.table(r.loot_table_id)?);
             cols.chests.push(r.chest_id);
@@ -294,6 +319,9 @@ impl Mover<'_> {
             cols.loots.push(r.loot);
             cols.at.push(r.opened_at);
             cols.keys.push(r.idempotency_key);
+            cols.nonces.push(r.nonce);
+            cols.client_seeds.push(r.client_seed);
+            cols.authorisers.push(r.authorised_by);
         }
         let done = sqlx::query_file!(
             "sql/move_claims_write.sql",
@@ -305,7 +333,14 @@ impl Mover<'_> {
             &cols.tables,
             &cols.loots,
             &cols.at,
-            &cols.keys as &[Option<String>]
+            &cols.keys as &[Option<String>],
+            &cols.nonces as &[Option<i64>],
+            &cols.client_seeds as &[Option<String>],
+            &cols.authorisers as &[Option<String>],
+            &rows.players,
+            &rows.epochs,
+            &rows.next,
+            &rows.client_seeds
         )
         .fetch_one(&self.copy_pool(target.index)?)
         .await
@@ -359,6 +394,9 @@ pub(super) struct Ledger {
     pub(super) loot: serde_json::Value,
     pub(super) opened_at: DateTime<Utc>,
     pub(super) idempotency_key: Option<String>,
+    pub(super) nonce: Option<i64>,
+    pub(super) client_seed: Option<String>,
+    pub(super) authorised_by: Option<String>,
 }
 
 #[derive(Default)]
@@ -371,6 +409,9 @@ pub(super) struct LedgerColumns {
     pub(super) loots: Vec<serde_json::Value>,
     pub(super) at: Vec<DateTime<Utc>>,
     pub(super) keys: Vec<Option<String>>,
+    pub(super) nonces: Vec<Option<i64>>,
+    pub(super) client_seeds: Vec<Option<String>>,
+    pub(super) authorisers: Vec<Option<String>>,
 }
 
 /// The shard's horizon now: every transaction below it has finished.

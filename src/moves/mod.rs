@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 mod copy;
+mod nonces;
 mod phases;
 
 use crate::engine::Engine;
@@ -40,6 +41,7 @@ pub const ZONE_TABLES: &[&str] = &[
     "zone_seeds",
     "zone_loot_tables",
     "zone_counters",
+    "player_nonces",
     "spawns",
     "chests",
     "claims",

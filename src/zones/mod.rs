@@ -32,6 +32,9 @@ pub struct ZoneInfo {
     /// A fairness-probe zone: its claims stay out of leaderboards and claim metrics.
     pub synthetic: bool,
     pub seed: Vec<u8>,
+    /// The epoch's draw version (`fairness`): 1 draws with the claim id, 2 with the player's
+    /// client seed and nonce.
+    pub draw_version: i16,
     pub tables: Vec<Arc<LootTable>>,
 }
 
@@ -199,6 +202,7 @@ impl Engine {
             epoch: row.seed_epoch,
             synthetic: row.synthetic,
             seed: row.seed,
+            draw_version: row.draw_version,
             tables,
         });
         self.zones.put(zone, Arc::clone(&info));

@@ -437,17 +437,19 @@ async fn the_claim_statement_never_scans_a_table() {
          INSERT INTO chests SELECT id, g, 1 FROM zones, generate_series(11, 20) g;
          INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
              SELECT id, g, gen_random_uuid(), 'p' || g, 1, 1, '[]', 'k' || g FROM zones, generate_series(1, 10) g;
+         INSERT INTO player_nonces (zone_id, player, seed_epoch, next_nonce)
+             SELECT id, 'p' || g, 1, 1 FROM zones, generate_series(1, 10) g;
          ANALYZE;",
     )
     .execute(&mut db)
     .await
     .expect("a shard with many zones");
     let statement = include_str!("../../sql/claim.sql");
-    let args = "('{7,9}', '{1,1}', '{p1,p2}', '{k1,NULL}', '{5,6}', ARRAY['{\"1\":[]}', '{\"1\":[]}']::jsonb[], ARRAY[gen_random_uuid(), gen_random_uuid()], '{NULL,12}')";
+    let args = "('{7,9}', '{1,1}', '{p1,p2}', '{k1,NULL}', '{5,6}', ARRAY['{\"1\":[]}', '{\"1\":[]}']::jsonb[], ARRAY[gen_random_uuid(), gen_random_uuid()], '{NULL,12}', '{1,NULL}', ARRAY['', NULL], '{player,admin:ops}')";
     for mode in ["force_generic_plan", "force_custom_plan"] {
         sqlx::raw_sql(&format!(
             "SET plan_cache_mode = {mode};
-             PREPARE {mode}(integer[], integer[], text[], text[], bigint[], jsonb[], uuid[], bigint[]) AS {statement}"
+             PREPARE {mode}(integer[], integer[], text[], text[], bigint[], jsonb[], uuid[], bigint[], bigint[], text[], text[]) AS {statement}"
         ))
         .execute(&mut db)
         .await
@@ -471,6 +473,11 @@ async fn the_claim_statement_never_scans_a_table() {
         assert!(!plan.contains("Seq Scan"), "{mode}:\n{plan}");
         assert!(
             plan.contains("Index Scan using chests_pkey"),
+            "{mode}:\n{plan}"
+        );
+        // The player's nonce row, by its key.
+        assert!(
+            plan.contains("Index Scan using player_nonces_pkey"),
             "{mode}:\n{plan}"
         );
     }
@@ -568,6 +575,10 @@ async fn claim_statement(
         .bind(vec![loot; n])
         .bind((0..n).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>())
         .bind(vec![None::<i64>; n])
+        // Version-1 draws (no nonce): what these tests hold to is the keys' handling.
+        .bind(vec![None::<i64>; n])
+        .bind(vec![None::<String>; n])
+        .bind(vec!["player".to_owned(); n])
         .fetch_all(&mut *db)
         .await
         .expect("claim statement")

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use trove::fairness::Draw;
+use trove::fairness::{Draw, Nonce};
 use trove::shards::shard_index;
 
 use crate::helpers::{spawn_app, zone_on};
@@ -91,14 +91,19 @@ async fn revealed_seeds_replay_every_draw_and_verify_catches_tampering() {
             (&c["loot_table"], &c["loot_table_version"]),
             (&json!("starter"), &json!(1))
         );
-        let id = uuid::Uuid::parse_str(c["claim_id"].as_str().expect("id")).expect("uuid");
-        let draw = Draw::new(&seed, &zone, c["player"].as_str().expect("player"), id);
+        // Each player's first claim in the epoch: nonce 0, no client seed set.
+        assert_eq!((&c["nonce"], &c["client_seed"]), (&json!(0), &json!("")));
+        let nonce = Nonce::Counter {
+            client_seed: "",
+            nonce: 0,
+        };
+        let draw = Draw::new(&seed, &zone, c["player"].as_str().expect("player"), nonce);
         assert_eq!(json!(draw.loot(&table)), c["loot"]);
         assert_eq!(c["seed_epoch"], 1);
         // Same seed material, same draw.
         assert_eq!(
             draw.start,
-            Draw::new(&seed, &zone, c["player"].as_str().expect("p"), id).start
+            Draw::new(&seed, &zone, c["player"].as_str().expect("p"), nonce).start
         );
     }
     // Claims after the reveal draw from the new, unrevealed epoch.

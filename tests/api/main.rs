@@ -11,6 +11,7 @@ mod elastic;
 mod fairness;
 mod layers;
 mod moves;
+mod nonces;
 mod ops;
 mod probe;
 mod realtime;

@@ -118,6 +118,17 @@ async fn a_moved_zone_answers_exactly_as_before_and_keeps_serving_on_its_new_sha
         json!([{"item": "gem", "weight": 1, "min_qty": 1, "max_qty": 1, "rarity": "rare"}]);
     assert_eq!(app.put_table("starter", changed).await.body["version"], 2);
     app.spawn_zone(&zone, 20, "starter").await;
+    // A client seed set before the move (a nonce row with no claim yet).
+    let seeded = app
+        .call(
+            Method::PUT,
+            &format!("/v1/zones/{zone}/players/seeder/client-seed"),
+            Some(&app.token("seeder")),
+            Some(json!({"client_seed": "carried-along"})),
+            &[],
+        )
+        .await;
+    assert_eq!(seeded.status, StatusCode::OK, "{:?}", seeded.body);
     let before = answers(&app, &zone, "walker").await;
 
     let report = app
@@ -159,7 +170,22 @@ async fn a_moved_zone_answers_exactly_as_before_and_keeps_serving_on_its_new_sha
         assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
         assert_eq!(&again.body, first);
     }
-    // And the zone keeps serving there: every chest left opens once.
+    // The players' nonces and client seeds came along.
+    let position = app
+        .call(
+            Method::GET,
+            &format!("/v1/zones/{zone}/players/seeder/client-seed"),
+            Some(&app.token("seeder")),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (&position.body["client_seed"], &position.body["next_nonce"]),
+        (&json!("carried-along"), &json!(0))
+    );
+    // And the zone keeps serving there: every chest left opens once, the walker's nonces in
+    // epoch 2 going on from the 5 before the move.
     let mut opened = BTreeSet::new();
     loop {
         let r = app.claim(&zone, &t, None).await;
@@ -167,6 +193,7 @@ async fn a_moved_zone_answers_exactly_as_before_and_keeps_serving_on_its_new_sha
             assert_eq!(r.code(), "zone_exhausted", "{:?}", r.body);
             break;
         }
+        assert_eq!(r.body["nonce"], 5 + opened.len(), "{:?}", r.body);
         assert!(opened.insert(r.body["chest_id"].as_i64().expect("id")));
     }
     assert_eq!(opened.len(), 105);
@@ -282,10 +309,11 @@ async fn a_mover_killed_after_any_transaction_leaves_one_serving_shard_and_a_rer
         assert_eq!(verified.mismatch_count, 0);
     }
     // A zone of 20 unopened chests and 10 claims, in batches of 4: the move's start (1), the
-    // target copy (1) and its loot table (1), 5 chest batches and 3 ledger batches, the fence
-    // (1) and its phase (1), the last sync (1), the target switch (1), the catalog switch (1),
-    // marking the source's copy moved (1), and the end (1).
-    assert_eq!(crash_points, 18, "crash points");
+    // target copy (1) and its loot table (1), 5 chest batches, the claiming player's nonce
+    // row (1) and 3 ledger batches, the fence (1) and its phase (1), the last sync (1), the
+    // target switch (1), the catalog switch (1), marking the source's copy moved (1), and the
+    // end (1).
+    assert_eq!(crash_points, 19, "crash points");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -381,6 +381,8 @@ async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
         ("post", "/v1/zones/{zone}/reveal"),
         ("delete", "/v1/synthetic-zones"),
         ("get", "/v1/players/{player}/claims"),
+        ("get", "/v1/zones/{zone}/players/{player}/client-seed"),
+        ("put", "/v1/zones/{zone}/players/{player}/client-seed"),
         ("get", "/v1/leaderboards/{board}"),
         ("get", "/v1/leaderboards/{board}/players/{player}"),
         ("get", "/v1/ws"),
