@@ -21,9 +21,16 @@ use crate::shards::ShardSet;
 
 /// The engine on the configured shards (lazy pools: nothing connects yet).
 pub fn engine(config: &Config) -> crate::Result<Engine> {
+    if config.receipt_key.is_none() {
+        tracing::warn!(
+            "TROVE_RECEIPT_KEY is not set: receipts are signed with a key made now, which no \
+             other instance and no later start of this one has"
+        );
+    }
     Ok(Engine::new(
         ShardSet::new(&config.shards())?,
         config.batching(),
+        config.receipt_keys()?,
     ))
 }
 

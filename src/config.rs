@@ -27,6 +27,22 @@ pub struct Config {
     #[arg(long, env = "TROVE_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
+    /// Ed25519 secret key (64 hex digits) that signs claim receipts. Unset: the local stack
+    /// keeps one in its data dir; elsewhere one is made at start-up, and receipts then verify
+    /// only against that process's key (`GET /.well-known/trove-keys.json`).
+    #[arg(long, env = "TROVE_RECEIPT_KEY", hide_env_values = true, global = true)]
+    pub receipt_key: Option<String>,
+
+    /// Public keys (hex, comma-separated) of retired receipt keys, still listed so receipts
+    /// they signed keep verifying.
+    #[arg(
+        long,
+        env = "TROVE_RECEIPT_RETIRED_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub receipt_retired_keys: Vec<String>,
+
     /// Address the HTTP server listens on.
     #[arg(
         long,
@@ -331,6 +347,15 @@ impl Config {
             )
         })?;
         crate::auth::JwtKeys::new(secret.as_bytes())
+    }
+
+    /// The receipt keys (`TROVE_RECEIPT_KEY`, `TROVE_RECEIPT_RETIRED_KEYS`); a fresh key when
+    /// none is set.
+    pub fn receipt_keys(&self) -> crate::Result<crate::receipts::ReceiptKeys> {
+        match &self.receipt_key {
+            Some(key) => crate::receipts::ReceiptKeys::new(key, &self.receipt_retired_keys),
+            None => crate::receipts::ReceiptKeys::generate(),
+        }
     }
 
     /// The shards' pools (`TROVE_SHARDS`, `TROVE_DB_*`).

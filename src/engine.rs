@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::claims::{Batching, NonceCache, PlayerTurns, Queues};
+use crate::receipts::ReceiptKeys;
 use crate::shards::ShardSet;
 use crate::zones::ZoneCache;
 
@@ -20,17 +21,24 @@ pub struct Engine {
     pub(crate) claim_queues: Arc<Queues>,
     /// The pools claim statements run on (one connection per statement slot).
     pub claim_shards: ShardSet,
+    /// Signs every claim answer's receipt (once per claim statement).
+    pub receipts: Arc<ReceiptKeys>,
 }
 
 impl Engine {
-    pub fn new(shards: ShardSet, batching: Batching) -> Self {
+    pub fn new(shards: ShardSet, batching: Batching, receipts: ReceiptKeys) -> Self {
+        let receipts = Arc::new(receipts);
         // The claim statement's generic plan is index-driven (a test holds it to that), and
         // planning it afresh per call would cost more than running it.
         let claim_shards = shards.derived(
             batching.in_flight as u32,
             &[("plan_cache_mode", "force_generic_plan")],
         );
-        let claim_queues = Arc::new(Queues::new(claim_shards.all(), batching));
+        let claim_queues = Arc::new(Queues::new(
+            claim_shards.all(),
+            batching,
+            Arc::clone(&receipts),
+        ));
         Engine {
             shards,
             zones: ZoneCache::default(),
@@ -38,6 +46,7 @@ impl Engine {
             turns: PlayerTurns::default(),
             claim_queues,
             claim_shards,
+            receipts,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! # Layout
 //! Dependencies point one way, down this list: `main` → [`app`] → [`api`] →
 //! {[`realtime`], [`leaderboards`], [`ratelimit`], the domain} → {[`ledger`], [`shards`],
-//! [`redis_client`], [`fairness`], [`auth`]} → {[`loot`], [`names`], [`error`], [`metrics`]}.
+//! [`redis_client`], [`fairness`], [`receipts`], [`auth`]} → {[`loot`], [`names`], [`error`],
+//! [`metrics`]}.
 //! No module imports one above it (a test in `tests/api/layers.rs` holds the code to that).
 //! - [`app`]: the composition root: builds every service, binds, serves, shuts down.
 //! - [`config`]: the `TROVE_*` settings, read whole only by `main` and `app`; it hands each
@@ -22,6 +23,7 @@
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
 //! - [`redis_client`]: the one Redis pool, with short timeouts and back-off.
 //! - [`fairness`]: seed derivation, the ChaCha20 draw, and rolling a loot table.
+//! - [`receipts`]: signed claim receipts (a Merkle tree per batch, one Ed25519 signature).
 //! - [`auth`]: HS256 tokens and roles.
 //! - [`loot`]: loot tables as data, and their limits.
 //! - [`names`]: validation of every name a client sends (zones, tables, players, keys).
@@ -49,6 +51,7 @@ pub mod probe;
 pub mod ratelimit;
 pub mod realtime;
 pub mod rebalance;
+pub mod receipts;
 pub mod redis_client;
 pub mod shards;
 pub mod verify;

@@ -86,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
             config
                 .jwt_secret
                 .get_or_insert_with(|| stack.jwt_secret.clone());
+            config
+                .receipt_key
+                .get_or_insert_with(|| stack.receipt_key.clone());
             let result = run(command, &config, Some(&stack)).await;
             stack.stop();
             result?;
@@ -97,7 +100,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> anyhow::Result<()> {
     let shards = ShardSet::new(&config.shards())?;
-    let engine = || Engine::new(shards.clone(), config.batching());
+    let receipts = config.receipt_keys()?;
+    let engine = || Engine::new(shards.clone(), config.batching(), receipts.clone());
     match command {
         Command::Token(args) => println!("{}", args.issue(&config.jwt_keys()?)?),
         Command::Migrate => print!("{}", trove::shards::cli::migrate(&shards).await?),

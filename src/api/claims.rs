@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,11 +17,22 @@ use super::AppState;
 use crate::auth::{Caller, Role};
 use crate::claims::{Claim, ClaimOutcome};
 use crate::error::Error;
+use crate::receipts::Receipt;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(claim_any))
         .routes(routes!(claim_chest))
+}
+
+/// A claim as answered: the ledger's record, and the server's signed receipt for it (README
+/// "Provably fair draws": recompute `receipt.leaf` from the claim's fields, follow `path` to
+/// `root`, check `signature` with the key `key_id` names at `/.well-known/trove-keys.json`).
+#[derive(Serialize, ToSchema)]
+struct ClaimAnswer {
+    #[serde(flatten)]
+    claim: Claim,
+    receipt: Receipt,
 }
 
 /// Optional body: admins may claim on behalf of a player; a player may only name itself.
@@ -42,8 +53,8 @@ struct ClaimBody {
     ),
     request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 201, description = "A chest was opened", body = Claim),
-        (status = 200, description = "Replay of an earlier claim with the same Idempotency-Key", body = Claim,
+        (status = 201, description = "A chest was opened", body = ClaimAnswer),
+        (status = 200, description = "Replay of an earlier claim with the same Idempotency-Key", body = ClaimAnswer,
          headers(("Idempotent-Replayed" = String, description = "`true`"))),
         (status = 403, description = "A player claiming as another player", body = ErrorBody),
         (status = 404, description = "`zone_not_found`", body = ErrorBody),
@@ -70,8 +81,8 @@ async fn claim_any(
     ),
     request_body(content = Option<ClaimBody>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 201, description = "The chest was opened", body = Claim),
-        (status = 200, description = "Replay of an earlier claim with the same Idempotency-Key", body = Claim,
+        (status = 201, description = "The chest was opened", body = ClaimAnswer),
+        (status = 200, description = "Replay of an earlier claim with the same Idempotency-Key", body = ClaimAnswer,
          headers(("Idempotent-Replayed" = String, description = "`true`"))),
         (status = 403, description = "A player claiming as another player", body = ErrorBody),
         (status = 404, description = "`zone_not_found` or `chest_not_found`", body = ErrorBody),
@@ -127,7 +138,11 @@ async fn claim(
     } else {
         StatusCode::CREATED
     };
-    let mut resp = (status, axum::Json(outcome.claim)).into_response();
+    let answer = ClaimAnswer {
+        claim: outcome.claim,
+        receipt: outcome.receipt,
+    };
+    let mut resp = (status, axum::Json(answer)).into_response();
     if outcome.replayed {
         resp.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));

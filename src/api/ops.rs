@@ -31,6 +31,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
+        .routes(routes!(receipt_keys))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReceiptKeyList {
+    /// The current key first; retired keys still verify the receipts they signed.
+    keys: Vec<crate::receipts::PublicKey>,
+}
+
+/// The public keys claim receipts are signed with, by `key_id` (README "Provably fair draws").
+#[utoipa::path(get, path = "/.well-known/trove-keys.json", tag = "operations",
+    responses((status = 200, description = "Receipt keys", body = ReceiptKeyList)))]
+async fn receipt_keys(State(state): State<AppState>) -> axum::Json<ReceiptKeyList> {
+    axum::Json(ReceiptKeyList {
+        keys: state.engine.receipts.public_keys(),
+    })
 }
 
 /// This description: OpenAPI 3.1, generated from the handlers the router serves.

@@ -14,8 +14,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
-use super::Claim;
+use super::{Claim, Signed};
 use crate::error::{Error, Result};
+use crate::receipts::{leaf_hash, receipt_bytes, ReceiptKeys};
 use crate::shards::Shard;
 
 /// One claim for the shard's next statement.
@@ -41,9 +42,9 @@ pub struct Request {
 #[derive(Debug)]
 pub enum ClaimStatus {
     /// This claim opened the chest.
-    Opened(Claim),
+    Opened(Signed),
     /// An earlier claim with the same idempotency key opened it.
-    Replayed(Claim),
+    Replayed(Signed),
     /// No unopened chest is left in the zone.
     Exhausted,
     /// The chest asked for was opened, or is held by a claim in flight.
@@ -65,6 +66,13 @@ pub enum ClaimStatus {
 
 type Reply = oneshot::Sender<Result<ClaimStatus>>;
 
+/// A row of the statement's answer before the batch's receipts are signed.
+enum Decoded {
+    /// A claim, and whether it was a replay.
+    Claim(Claim, bool),
+    Status(ClaimStatus),
+}
+
 /// Times a batch that lost a deadlock is run again before its claims fail.
 const DEADLOCK_RETRIES: usize = 3;
 
@@ -82,6 +90,7 @@ pub struct Batching {
 pub struct Queues {
     queues: Vec<Queue>,
     batching: Batching,
+    receipts: Arc<ReceiptKeys>,
 }
 
 struct Queue {
@@ -90,7 +99,7 @@ struct Queue {
 }
 
 impl Queues {
-    pub fn new(shards: &[Arc<Shard>], batching: Batching) -> Self {
+    pub fn new(shards: &[Arc<Shard>], batching: Batching, receipts: Arc<ReceiptKeys>) -> Self {
         let queues = shards
             .iter()
             .map(|s| Queue {
@@ -98,7 +107,11 @@ impl Queues {
                 tx: OnceLock::new(),
             })
             .collect();
-        Queues { queues, batching }
+        Queues {
+            queues,
+            batching,
+            receipts,
+        }
     }
 
     /// Runs `req` in the next statement on `shard` and returns what it said.
@@ -111,7 +124,8 @@ impl Queues {
             // Unbounded: its length is bounded by the requests in flight, which the HTTP
             // concurrency cap already bounds.
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(run(Arc::clone(&queue.shard), rx, self.batching));
+            let receipts = Arc::clone(&self.receipts);
+            tokio::spawn(run(Arc::clone(&queue.shard), rx, self.batching, receipts));
             tx
         });
         let (reply, answer) = oneshot::channel();
@@ -129,6 +143,7 @@ async fn run(
     shard: Arc<Shard>,
     mut rx: mpsc::UnboundedReceiver<(Request, Reply)>,
     batching: Batching,
+    receipts: Arc<ReceiptKeys>,
 ) {
     let slots = Arc::new(Semaphore::new(batching.in_flight.max(1)));
     loop {
@@ -145,15 +160,15 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let shard = Arc::clone(&shard);
+        let (shard, receipts) = (Arc::clone(&shard), Arc::clone(&receipts));
         tokio::spawn(async move {
-            execute(&shard, batch).await;
+            execute(&shard, &receipts, batch).await;
             drop(slot);
         });
     }
 }
 
-async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
+async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request, Reply)>) {
     let n = batch.len();
     let mut zone_ids = Vec::with_capacity(n);
     let mut epochs = Vec::with_capacity(n);
@@ -220,6 +235,7 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
         Ok(rows)
             if rows.iter().enumerate().all(|(i, r)| r.idx == i as i64 + 1) && rows.len() == n =>
         {
+            let mut decoded = Vec::with_capacity(n);
             for ((row, reply), (zone, player)) in rows
                 .into_iter()
                 .zip(replies)
@@ -259,19 +275,48 @@ async fn execute(shard: &Arc<Shard>, batch: Vec<(Request, Reply)>) {
                     _ => Err(Error::Internal("claim statement returned no claim".into())),
                 };
                 let status = match row.status.as_str() {
-                    "opened" => recorded().map(ClaimStatus::Opened),
-                    "replayed" => recorded().map(ClaimStatus::Replayed),
-                    "exhausted" => Ok(ClaimStatus::Exhausted),
-                    "already_opened" => Ok(ClaimStatus::AlreadyOpened),
-                    "not_found" => Ok(ClaimStatus::NotFound),
-                    "stale" => Ok(ClaimStatus::Stale),
-                    "nonce" => Ok(ClaimStatus::Nonce {
+                    "opened" => recorded().map(|c| Decoded::Claim(c, false)),
+                    "replayed" => recorded().map(|c| Decoded::Claim(c, true)),
+                    "exhausted" => Ok(Decoded::Status(ClaimStatus::Exhausted)),
+                    "already_opened" => Ok(Decoded::Status(ClaimStatus::AlreadyOpened)),
+                    "not_found" => Ok(Decoded::Status(ClaimStatus::NotFound)),
+                    "stale" => Ok(Decoded::Status(ClaimStatus::Stale)),
+                    "nonce" => Ok(Decoded::Status(ClaimStatus::Nonce {
                         next: row.next_nonce.zip(row.next_client_seed.clone()),
-                    }),
-                    "retry" => Ok(ClaimStatus::Retry),
-                    "collided" => Ok(ClaimStatus::Collided),
-                    "moving" => Ok(ClaimStatus::Moving),
+                    })),
+                    "retry" => Ok(Decoded::Status(ClaimStatus::Retry)),
+                    "collided" => Ok(Decoded::Status(ClaimStatus::Collided)),
+                    "moving" => Ok(Decoded::Status(ClaimStatus::Moving)),
                     other => Err(Error::Internal(format!("unknown claim status {other:?}"))),
+                };
+                decoded.push((reply, status));
+            }
+            // One signature for the batch: its claims' receipts are the leaves of one tree.
+            let leaves: Vec<_> = decoded
+                .iter()
+                .filter_map(|(_, d)| match d {
+                    Ok(Decoded::Claim(c, _)) => {
+                        Some(leaf_hash(&receipt_bytes(&c.receipt_fields())))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut signed = receipts.sign(&leaves).into_iter();
+            for (reply, d) in decoded {
+                let status = match d {
+                    Ok(Decoded::Claim(claim, replayed)) => match signed.next() {
+                        Some(receipt) => {
+                            let s = Signed { claim, receipt };
+                            Ok(if replayed {
+                                ClaimStatus::Replayed(s)
+                            } else {
+                                ClaimStatus::Opened(s)
+                            })
+                        }
+                        None => Err(Error::Internal("a claim without its receipt".into())),
+                    },
+                    Ok(Decoded::Status(s)) => Ok(s),
+                    Err(e) => Err(e),
                 };
                 let _ = reply.send(status);
             }

@@ -19,6 +19,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fairness::{Draw, Nonce};
 use crate::names::{validate_idempotency_key, validate_player_id, validate_zone_name};
+use crate::receipts::{leaf_hash, receipt_bytes, Fields, Receipt};
 use crate::zones::ZoneInfo;
 
 /// One opened chest, exactly as recorded in the ledger (a replay returns the same bytes).
@@ -48,12 +49,41 @@ pub struct Claim {
     pub authorised_by: Option<String>,
 }
 
+/// A claim with the server's signed receipt for it.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub claim: Claim,
+    pub receipt: Receipt,
+}
+
 /// The result of a claim request.
 #[derive(Debug, Clone)]
 pub struct ClaimOutcome {
     pub claim: Claim,
     /// True when an earlier request with the same idempotency key opened the chest.
     pub replayed: bool,
+    /// Signed proof of what the server answered (a replay gets a new one for the same claim).
+    pub receipt: Receipt,
+}
+
+impl Claim {
+    /// What a receipt vouches for: every recorded field of the claim.
+    pub fn receipt_fields(&self) -> Fields<'_> {
+        Fields {
+            zone: &self.zone,
+            seed_epoch: self.seed_epoch,
+            player: &self.player,
+            nonce: self.nonce,
+            client_seed: self.client_seed.as_deref(),
+            claim_id: self.claim_id,
+            chest_id: self.chest_id,
+            loot_table: &self.loot_table,
+            loot_table_version: self.loot_table_version,
+            loot: &self.loot,
+            opened_at_micros: self.opened_at.timestamp_micros(),
+            authorised_by: self.authorised_by.as_deref(),
+        }
+    }
 }
 
 /// Attempts per claim when the cached zone view is stale (a reveal or a new loot table).
@@ -161,7 +191,7 @@ impl Engine {
                 status = self.claim_queues.submit(shard, request()).await?;
             }
             match status {
-                ClaimStatus::Opened(claim) => {
+                ClaimStatus::Opened(Signed { claim, receipt }) => {
                     if let Some(n) = next {
                         let used = Next {
                             nonce: n.nonce + 1,
@@ -172,9 +202,10 @@ impl Engine {
                     return Ok(ClaimOutcome {
                         claim,
                         replayed: false,
+                        receipt,
                     });
                 }
-                ClaimStatus::Replayed(claim) => return self.replay(claim, chest),
+                ClaimStatus::Replayed(signed) => return self.replay(signed, chest),
                 // A keyed retry that waited for its first attempt already replayed it above
                 // (the statement reads the key with a fresh snapshot), so a refusal stands.
                 ClaimStatus::Exhausted => return Err(Error::ZoneExhausted(zone.to_owned())),
@@ -196,7 +227,7 @@ impl Engine {
                     // draw again).
                     if let Some(key) = idempotency_key {
                         if let Some(prior) = self.claim_by_key(&info, player, key).await? {
-                            return self.replay(prior, chest);
+                            return self.replay(self.sign_one(prior), chest);
                         }
                     }
                 }
@@ -260,8 +291,16 @@ impl Engine {
             .map_err(|e| shard.db_error(e))
     }
 
+    /// A claim answered outside a batch, with a receipt of its own (a batch of one).
+    fn sign_one(&self, claim: Claim) -> Signed {
+        let leaf = leaf_hash(&receipt_bytes(&claim.receipt_fields()));
+        let receipt = self.receipts.sign_one(leaf);
+        Signed { claim, receipt }
+    }
+
     /// A replay must answer the same request: a key first used on another chest is refused.
-    fn replay(&self, claim: Claim, asked: Option<i64>) -> Result<ClaimOutcome> {
+    fn replay(&self, signed: Signed, asked: Option<i64>) -> Result<ClaimOutcome> {
+        let Signed { claim, receipt } = signed;
         if let Some(asked) = asked {
             if asked != claim.chest_id {
                 return Err(Error::IdempotencyKeyReused(format!(
@@ -273,6 +312,7 @@ impl Engine {
         Ok(ClaimOutcome {
             claim,
             replayed: true,
+            receipt,
         })
     }
 }

@@ -60,11 +60,13 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/trove")
 }
 
-/// A running local stack: two shard clusters and the token secret.
+/// A running local stack: two shard clusters, the token secret and the receipt key.
 pub struct LocalStack {
     pub clusters: Vec<Cluster>,
     pub shard_urls: Vec<String>,
     pub jwt_secret: String,
+    /// The Ed25519 secret key (hex) receipts are signed with.
+    pub receipt_key: String,
     pub data_dir: PathBuf,
 }
 
@@ -88,11 +90,13 @@ impl LocalStack {
             shard_urls.push(cluster.url("trove"));
             clusters.push(cluster);
         }
-        let jwt_secret = secret_in(data_dir)?;
+        let jwt_secret = secret_in(data_dir, "jwt-secret")?;
+        let receipt_key = secret_in(data_dir, "receipt-key")?;
         Ok(LocalStack {
             clusters,
             shard_urls,
             jwt_secret,
+            receipt_key,
             data_dir: data_dir.to_owned(),
         })
     }
@@ -131,15 +135,19 @@ impl LocalStack {
 /// The local stack's token secret, if its data dir has one (for tools that talk to a running
 /// local Trove, like `trove probe`).
 pub fn read_secret(data_dir: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(data_dir.join("jwt-secret")).ok()?;
+    read_secret_file(data_dir, "jwt-secret")
+}
+
+fn read_secret_file(data_dir: &Path, name: &str) -> Option<String> {
+    let s = std::fs::read_to_string(data_dir.join(name)).ok()?;
     let s = s.trim();
     (s.len() >= 16).then(|| s.to_owned())
 }
 
-/// The token secret kept in the data dir, created on first use.
-fn secret_in(data_dir: &Path) -> Result<String> {
-    let path = data_dir.join("jwt-secret");
-    if let Some(s) = read_secret(data_dir) {
+/// A secret (32 random bytes, hex) kept in the data dir as `name`, created on first use.
+fn secret_in(data_dir: &Path, name: &str) -> Result<String> {
+    let path = data_dir.join(name);
+    if let Some(s) = read_secret_file(data_dir, name) {
         return Ok(s);
     }
     let secret = hex::encode(crate::fairness::new_server_seed().map_err(LocalError::Seed)?);

@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("loot", 0),
     ("auth", 1),
     ("fairness", 1),
+    ("receipts", 1),
     ("ledger", 1),
     ("shards", 1),
     ("redis_client", 1),

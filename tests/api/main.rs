@@ -15,6 +15,7 @@ mod nonces;
 mod ops;
 mod probe;
 mod realtime;
+mod receipts;
 mod redis;
 mod shards;
 mod shutdown;

@@ -371,6 +371,7 @@ async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
+        ("get", "/.well-known/trove-keys.json"),
         ("put", "/v1/loot-tables/{name}"),
         ("get", "/v1/loot-tables/{name}"),
         ("post", "/v1/zones/{zone}/chests"),

@@ -34,7 +34,10 @@ async fn zone_rows_live_only_on_their_shard_and_history_spans_shards() {
         let r = app.claim(z, &t, None).await;
         assert_eq!(r.status, StatusCode::CREATED);
         assert_eq!(app.zone(z).await["shard"], shard_index(z, 2));
-        opened.push(r.body);
+        let mut claim = r.body;
+        // A history lists claims as recorded; a claim's answer adds its receipt.
+        claim.as_object_mut().expect("claim").remove("receipt");
+        opened.push(claim);
     }
     for shard in 0..2 {
         let mut db = app.shard_db(shard).await;
