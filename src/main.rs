@@ -117,9 +117,14 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
         Command::Verify { zone } => {
             let report = engine().verify(&zone).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
-            if !report.mismatches.is_empty() {
-                let n = report.mismatches.len();
-                bail!("{n} claim(s) in zone {zone:?} do not match their draw");
+            if !report.clean() {
+                bail!(
+                    "zone {zone:?}: {} claim(s) do not match their draw, {} break(s) in \
+                     players' nonces, {} seed(s) do not match their commitment",
+                    report.mismatch_count,
+                    report.nonce_problem_count,
+                    report.bad_commitments.len()
+                );
             }
         }
         Command::Leaderboards { action: _ } => {

@@ -1,15 +1,18 @@
 //! `trove verify ZONE`: re-derive every claim's draw of a zone from the ledger and the zone's
-//! seeds, and report every claim whose recorded loot differs from what its seed gives.
+//! seeds, and report every claim whose recorded loot differs from what its seed gives, every
+//! break in a player's nonces (a gap, a repeat, or nonces out of the order the claims were
+//! made in), and every seed that does not match its published commitment.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::fairness::{Draw, Nonce};
+use crate::fairness::{commitment, Draw, Nonce};
 use crate::loot::LootTable;
 use crate::names::validate_zone_name;
 
@@ -32,6 +35,33 @@ pub struct VerifyReport {
     /// Every mismatching claim is counted; the first 1,000 are listed.
     pub mismatch_count: u64,
     pub mismatches: Vec<Mismatch>,
+    /// Every break in a player's nonces is counted; the first 1,000 are listed.
+    pub nonce_problem_count: u64,
+    pub nonce_problems: Vec<NonceProblem>,
+    /// Epochs whose seed is not the preimage of their commitment.
+    pub bad_commitments: Vec<i32>,
+}
+
+impl VerifyReport {
+    /// Nothing found wrong.
+    pub fn clean(&self) -> bool {
+        self.mismatch_count == 0 && self.nonce_problem_count == 0 && self.bad_commitments.is_empty()
+    }
+}
+
+/// A break in one player's nonces within an epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct NonceProblem {
+    pub player: String,
+    pub seed_epoch: i32,
+    pub claim_id: uuid::Uuid,
+    /// The nonce this claim should have had (the one after the player's previous claim).
+    pub expected: i64,
+    /// What it has (null: none, in a version-2 epoch).
+    pub found: Option<i64>,
+    /// `gap`, `repeat`, `missing` or `out_of_order` (made before the claim with the nonce
+    /// below it).
+    pub kind: &'static str,
 }
 
 /// At most this many mismatches are listed (all are counted in `claims_checked`).
@@ -52,7 +82,21 @@ impl Engine {
             claims_with_revealed_seed: 0,
             mismatch_count: 0,
             mismatches: Vec::new(),
+            nonce_problem_count: 0,
+            nonce_problems: Vec::new(),
+            bad_commitments: Vec::new(),
         };
+        let epochs = sqlx::query_file!("sql/verify_commitments.sql", info.id)
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+        for e in epochs {
+            if commitment(&e.seed)[..] != e.commitment[..] {
+                report.bad_commitments.push(e.epoch);
+            }
+        }
+        // The previous claim of the same (epoch, player), in nonce order.
+        let mut previous: Option<(i32, String, i64, DateTime<Utc>)> = None;
         let mut rows = sqlx::query_file!("sql/verify_claims.sql", info.id).fetch(&pool);
         while let Some(row) = rows.try_next().await.map_err(|e| shard.db_error(e))? {
             let table = match tables.get(&row.loot_table_id) {
@@ -83,6 +127,41 @@ impl Engine {
                 None => serde_json::json!({"error": "a version-2 draw without its nonce"}),
             };
             report.claims_checked += 1;
+            if row.draw_version != 1 {
+                let same = previous
+                    .as_ref()
+                    .filter(|(e, p, _, _)| *e == row.seed_epoch && *p == row.player);
+                let expected = same.map_or(0, |(_, _, n, _)| n + 1);
+                let kind = match row.nonce {
+                    None => Some("missing"),
+                    Some(n) if n > expected => Some("gap"),
+                    Some(n) if n < expected => Some("repeat"),
+                    // Nonce order is the order the claims were made in (each waits for the
+                    // one before it to commit).
+                    Some(_) if same.is_some_and(|(_, _, _, at)| row.opened_at < *at) => {
+                        Some("out_of_order")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(kind) = kind {
+                    report.nonce_problem_count += 1;
+                    if report.nonce_problems.len() < MAX_LISTED {
+                        report.nonce_problems.push(NonceProblem {
+                            player: row.player.clone(),
+                            seed_epoch: row.seed_epoch,
+                            claim_id: row.claim_id,
+                            expected,
+                            found: row.nonce,
+                            kind,
+                        });
+                    }
+                }
+                if let Some(n) = row.nonce {
+                    // A repeat does not move the count back.
+                    let n = n.max(expected - 1);
+                    previous = Some((row.seed_epoch, row.player.clone(), n, row.opened_at));
+                }
+            }
             if row.revealed_at.is_some() {
                 report.claims_with_revealed_seed += 1;
             }

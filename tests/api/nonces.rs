@@ -388,3 +388,59 @@ async fn a_version_1_epoch_keeps_drawing_with_claim_ids_and_the_next_one_counts_
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_nonce_gaps_reorderings_and_seeds_that_break_their_commitment() {
+    let app = spawn_app_on(vec![fresh_db_on(0).await]).await;
+    app.starter().await;
+    let zone = "nonce-verify";
+    app.spawn_zone(zone, 10, "starter").await;
+    let t = app.token("counted");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let r = app.claim(zone, &t, None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        ids.push(r.body["claim_id"].as_str().expect("id").to_owned());
+    }
+    assert!(app.engine.verify(zone).await.expect("verify").clean());
+    let mut db = app.shard_db(0).await;
+
+    // Two claims' times swapped: nonce order no longer the order they were made in.
+    sqlx::query(
+        "UPDATE claims c SET opened_at = o.opened_at FROM claims o
+         WHERE (c.claim_id, o.claim_id) IN (($1::uuid, $2::uuid), ($2::uuid, $1::uuid))",
+    )
+    .bind(&ids[2])
+    .bind(&ids[3])
+    .execute(&mut db)
+    .await
+    .expect("swap");
+    let report = app.engine.verify(zone).await.expect("verify");
+    let kinds: Vec<&str> = report.nonce_problems.iter().map(|p| p.kind).collect();
+    assert_eq!((report.mismatch_count, kinds), (0, vec!["out_of_order"]));
+
+    // A claim deleted: the player's nonces have a gap.
+    sqlx::query("DELETE FROM claims WHERE claim_id = $1::uuid")
+        .bind(&ids[1])
+        .execute(&mut db)
+        .await
+        .expect("delete");
+    let report = app.engine.verify(zone).await.expect("verify");
+    let gap = report
+        .nonce_problems
+        .iter()
+        .find(|p| p.kind == "gap")
+        .expect("the gap is reported");
+    assert_eq!((gap.expected, gap.found), (1, Some(2)));
+
+    // A seed that is not what was committed (the schema's check dropped to let it in).
+    db.execute(
+        "ALTER TABLE zone_seeds DROP CONSTRAINT zone_seeds_commitment_check;
+         UPDATE zone_seeds SET commitment = sha256('other'::bytea)",
+    )
+    .await
+    .expect("tamper");
+    let report = app.engine.verify(zone).await.expect("verify");
+    assert_eq!(report.bad_commitments, vec![1]);
+    assert!(!report.clean());
+}

@@ -1,0 +1,3 @@
+-- Every seed epoch of a zone with its secret seed and commitment (the admin's view: `trove
+-- verify` checks each commitment is SHA-256 of its seed).
+SELECT epoch, seed, commitment FROM zone_seeds WHERE zone_id = $1 ORDER BY epoch
