@@ -70,3 +70,17 @@ BEGIN
           AND c.zone_id = p_zone_id AND c.player = p_player AND c.idempotency_key = p_key;
 END
 $$;
+
+-- A zone's state and current seed epoch here, read with a fresh snapshot after taking its
+-- fence lock in shared mode (as trove_zone_state, migrations/0005, which it succeeds in the
+-- claim statement). A reveal takes the lock exclusively too, so a claim statement either
+-- commits before the reveal or sees the new epoch and draws again: no claim lands in an
+-- epoch after its seed was revealed, and an epoch's transcript is final at its reveal.
+CREATE FUNCTION trove_zone_fence(p_zone_id integer, OUT state text, OUT seed_epoch integer)
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(7031, p_zone_id);
+    SELECT z.state, z.seed_epoch INTO state, seed_epoch FROM zones z WHERE z.id = p_zone_id;
+END
+$$;

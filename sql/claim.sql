@@ -38,12 +38,14 @@ key_lock AS MATERIALIZED (
         ORDER BY 1
     ) AS k
 ),
--- Each zone's fence lock, shared (a move takes it exclusively: migrations/0005), then the
--- zone's state read with a fresh snapshot: a zone whose copy here does not serve (it is
--- moving) opens nothing, and a move waits for every statement that got past this point.
+-- Each zone's fence lock, shared (a move and a reveal take it exclusively: migrations/0005
+-- and 0007), then the zone's state and epoch read with a fresh snapshot: a zone whose copy
+-- here does not serve (it is moving) opens nothing, a claim drawn in an epoch that a reveal
+-- has ended is `stale`, and a move or a reveal waits for every statement past this point.
 fence AS MATERIALIZED (
-    SELECT f.zone_id, trove_zone_state(f.zone_id) AS state
+    SELECT f.zone_id, s.state, s.seed_epoch
     FROM (SELECT DISTINCT r.zone_id FROM req r ORDER BY 1) AS f
+    CROSS JOIN LATERAL trove_zone_fence(f.zone_id) AS s
     WHERE (SELECT count(*) FROM key_lock) >= 0
 ),
 -- Version-2 claims: the player's nonce row, locked once the key locks are held. SKIP LOCKED:
@@ -94,7 +96,7 @@ zone AS (
     -- The zone row is only read: claims never write it, so it is not a hot row.
     SELECT r.idx, 1 + (r.start % greatest(z.chest_count, 1)) AS first
     FROM req r
-    JOIN fence f ON f.zone_id = r.zone_id AND f.state = 'live'
+    JOIN fence f ON f.zone_id = r.zone_id AND f.state = 'live' AND f.seed_epoch = r.epoch
     CROSS JOIN LATERAL (
         SELECT z.chest_count FROM zones z
         WHERE z.id = r.zone_id AND z.seed_epoch = r.epoch

@@ -1,8 +1,15 @@
 -- Reveal the current epoch's seed and start the next epoch with a fresh committed seed.
--- One statement: the zone row lock orders it against spawns, other reveals and a move's fence
--- (a zone that is not live here reveals nothing).
-WITH zone AS (
-    SELECT id, seed_epoch FROM zones WHERE name = $1 AND state = 'live' FOR UPDATE
+-- One statement. The zone's fence lock, exclusively, first (as a move's fence takes it): it
+-- waits for every claim statement in flight, and later ones wait for the reveal and then see
+-- the new epoch, so no claim lands in the epoch once its seed is out. The zone row lock then
+-- orders it against spawns and other reveals (a zone that is not live here reveals nothing).
+WITH fence AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(7031, z.id) FROM zones z WHERE z.name = $1 AND z.state = 'live'
+),
+zone AS (
+    SELECT id, seed_epoch FROM zones
+    WHERE name = $1 AND state = 'live' AND (SELECT count(*) FROM fence) >= 0
+    FOR UPDATE
 ),
 revealed AS (
     UPDATE zone_seeds s SET revealed_at = now()

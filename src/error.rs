@@ -20,6 +20,12 @@ pub enum Error {
     LootTableNotFound(String),
     #[error("chest {chest_id} does not exist in zone {zone:?}")]
     ChestNotFound { zone: String, chest_id: i64 },
+    #[error("zone {zone:?} has no seed epoch {epoch}")]
+    EpochNotFound { zone: String, epoch: i32 },
+    #[error(
+        "epoch {epoch} of zone {zone:?} is not revealed yet: its transcript comes with the reveal"
+    )]
+    EpochNotRevealed { zone: String, epoch: i32 },
     #[error("{0:?} has no entry on this board")]
     PlayerNotRanked(String),
     #[error("no unopened chest is left in zone {0:?}")]
@@ -98,6 +104,8 @@ impl Error {
             Error::LootTableNotFound(_) => "loot_table_not_found",
             Error::ChestNotFound { .. } => "chest_not_found",
             Error::PlayerNotRanked(_) => "player_not_ranked",
+            Error::EpochNotFound { .. } => "epoch_not_found",
+            Error::EpochNotRevealed { .. } => "epoch_not_revealed",
             Error::ZoneExhausted(_) => "zone_exhausted",
             Error::ChestAlreadyOpened { .. } => "chest_already_opened",
             Error::IdempotencyKeyReused(_) => "idempotency_key_reused",

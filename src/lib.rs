@@ -18,7 +18,8 @@
 //! - The domain, operations of [`Engine`] in the module of their concept: [`claims`]
 //!   (opening chests, history), [`zones`] (spawns, totals, reveals, listings),
 //!   [`loot_tables`] (stored versions), [`verify`] (re-deriving a zone's draws), [`moves`]
-//!   (moving a zone to another shard online), [`rebalance`] (plans of moves, drains).
+//!   (moving a zone to another shard online), [`rebalance`] (plans of moves, drains),
+//!   [`transcripts`] (every claim of a revealed epoch, signed).
 //! - [`ledger`]: positions on a shard's tail, the horizon rule, recorded loot.
 //! - [`shards`]: the zone → shard hash, per-shard pools, fail-fast health, migrations.
 //! - [`redis_client`]: the one Redis pool, with short timeouts and back-off.
@@ -54,6 +55,7 @@ pub mod rebalance;
 pub mod receipts;
 pub mod redis_client;
 pub mod shards;
+pub mod transcripts;
 pub mod verify;
 pub mod zones;
 

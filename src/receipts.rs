@@ -203,6 +203,69 @@ pub fn batch_message(key_id: &str, root: &Hash, count: usize) -> Vec<u8> {
     m
 }
 
+const TRANSCRIPT_DOMAIN: &[u8] = b"trove/transcript/v1";
+
+/// An epoch transcript's digest: SHA-256 over the domain, 0x00, the zone, 0x00, the epoch
+/// (8 bytes big-endian), then every claim's leaf hash in transcript order.
+pub struct TranscriptDigest {
+    hash: Sha256,
+    count: usize,
+}
+
+impl TranscriptDigest {
+    pub fn new(zone: &str, epoch: i32) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(TRANSCRIPT_DOMAIN);
+        hash.update([0]);
+        hash.update(zone.as_bytes());
+        hash.update([0]);
+        hash.update(i64::from(epoch).to_be_bytes());
+        TranscriptDigest { hash, count: 0 }
+    }
+
+    pub fn push(&mut self, leaf: &Hash) {
+        self.hash.update(leaf);
+        self.count += 1;
+    }
+
+    /// (digest, claims).
+    pub fn finish(self) -> (Hash, usize) {
+        (self.hash.finalize().into(), self.count)
+    }
+}
+
+/// What the server signs for a transcript: the domain, the key id, the digest and the count.
+pub fn transcript_message(key_id: &str, digest: &Hash, count: usize) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TRANSCRIPT_DOMAIN.len() + key_id.len() + 42);
+    m.extend_from_slice(TRANSCRIPT_DOMAIN);
+    m.push(0);
+    m.extend_from_slice(key_id.as_bytes());
+    m.push(0);
+    m.extend_from_slice(digest);
+    m.extend_from_slice(&(count as u64).to_be_bytes());
+    m
+}
+
+/// Checks a transcript's signature (hex) over its digest and count.
+pub fn verify_transcript(
+    key_id: &str,
+    digest: &Hash,
+    count: usize,
+    signature_hex: &str,
+    public: &VerifyingKey,
+) -> bool {
+    let signature = hex::decode(signature_hex)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| Signature::from_bytes(&b));
+    signature.is_some_and(|s| {
+        key_id == self::key_id(public)
+            && public
+                .verify(&transcript_message(key_id, digest, count), &s)
+                .is_ok()
+    })
+}
+
 /// A key's id: the first 8 bytes of SHA-256 of its public key, in hex.
 pub fn key_id(public: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(public.as_bytes())[..8])
@@ -320,6 +383,12 @@ impl ReceiptKeys {
             key_id: self.key_id.clone(),
             signature: hex::encode(self.signing.sign(&message).to_bytes()),
         }
+    }
+
+    /// The signature (hex) of a transcript's digest and claim count.
+    pub fn sign_transcript(&self, digest: &Hash, count: usize) -> String {
+        let message = transcript_message(&self.key_id, digest, count);
+        hex::encode(self.signing.sign(&message).to_bytes())
     }
 
     /// Receipts for a batch's leaves, in order: one signature over their root.

@@ -45,10 +45,12 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::ZoneNotFound(_)
         | Error::LootTableNotFound(_)
         | Error::ChestNotFound { .. }
-        | Error::PlayerNotRanked(_) => StatusCode::NOT_FOUND,
+        | Error::PlayerNotRanked(_)
+        | Error::EpochNotFound { .. } => StatusCode::NOT_FOUND,
         Error::ZoneExhausted(_)
         | Error::ChestAlreadyOpened { .. }
         | Error::Conflict(_)
+        | Error::EpochNotRevealed { .. }
         | Error::RebuildRunning
         | Error::RebuildLockLost => StatusCode::CONFLICT,
         Error::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,

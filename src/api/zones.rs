@@ -1,7 +1,9 @@
-//! Zone routes: spawn chests, zone totals, reveal, list chests.
+//! Zone routes: spawn chests, zone totals, reveal, list chests, epoch transcripts.
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(zone))
         .routes(routes!(spawn, chests))
         .routes(routes!(reveal))
+        .routes(routes!(transcript))
         .routes(routes!(delete_synthetic))
 }
 
@@ -115,6 +118,44 @@ async fn zone(
     Path(zone): Path<String>,
 ) -> Result<axum::Json<ZoneView>, ApiError> {
     Ok(axum::Json(state.engine.zone(&zone).await?))
+}
+
+/// Every claim of a revealed seed epoch, streamed as NDJSON: a header (zone, epoch, draw
+/// version, the seed and its commitment), one line per claim by player and nonce (the claim's
+/// fields and its receipt `leaf`), and a trailer `{claims, digest, key_id, signature}` (README
+/// "Provably fair draws"). A transcript without its trailer was cut off.
+#[utoipa::path(get, path = "/v1/zones/{zone}/epochs/{epoch}/transcript", tag = "zones",
+    params(
+        ("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"),
+        ("epoch" = i32, Path, example = 1, description = "Seed epoch", minimum = 1),
+    ),
+    responses(
+        (status = 200, description = "The transcript, one JSON object per line", content_type = "application/x-ndjson", body = String),
+        (status = 404, description = "`zone_not_found` or `epoch_not_found`", body = ErrorBody),
+        (status = 409, description = "`epoch_not_revealed`: its transcript comes with the reveal", body = ErrorBody),
+    ))]
+async fn transcript(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((zone, epoch)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let epoch = epoch
+        .parse::<i32>()
+        .ok()
+        .filter(|e| *e >= 1)
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_epoch", "seed epochs are positive integers")
+        })?;
+    let lines = state.engine.transcript(&zone, epoch).await?;
+    let body = futures_util::stream::unfold(lines, |mut lines| async move {
+        let line = lines.recv().await?;
+        Some((line.map(|l| l + "\n"), lines))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// Reveal the zone's current server seed (check it against its commitment); later claims

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("verify", 2),
     ("moves", 2),
     ("rebalance", 2),
+    ("transcripts", 2),
     ("realtime", 3),
     ("leaderboards", 3),
     ("ratelimit", 3),

@@ -19,3 +19,4 @@ mod receipts;
 mod redis;
 mod shards;
 mod shutdown;
+mod transcripts;

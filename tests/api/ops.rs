@@ -380,6 +380,7 @@ async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
         ("post", "/v1/zones/{zone}/chests/{chest_id}/claim"),
         ("get", "/v1/zones/{zone}"),
         ("post", "/v1/zones/{zone}/reveal"),
+        ("get", "/v1/zones/{zone}/epochs/{epoch}/transcript"),
         ("delete", "/v1/synthetic-zones"),
         ("get", "/v1/players/{player}/claims"),
         ("get", "/v1/zones/{zone}/players/{player}/client-seed"),

@@ -7,52 +7,20 @@ use ed25519_dalek::VerifyingKey;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use trove::config::Config;
-use trove::receipts::{verify, Fields, Receipt};
+use trove::receipts::verify;
+use trove::transcripts::{fields_of, receipt_of};
 
 use crate::helpers::{fresh_db_on, spawn_app_with, TestApp, SECRET};
 
-/// The receipt an answer carries, and the fields it vouches for (read from the answer).
+/// The receipt an answer carries checks out against the fields the answer shows.
 fn check(answer: &Value, key: &VerifyingKey) -> bool {
-    let receipt = &answer["receipt"];
-    let unhex = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let receipt = Receipt {
-        leaf: unhex(&receipt["leaf"]),
-        leaf_index: receipt["leaf_index"].as_u64().unwrap_or(u64::MAX) as usize,
-        leaf_count: receipt["leaf_count"].as_u64().unwrap_or(0) as usize,
-        path: receipt["path"]
-            .as_array()
-            .map(|p| p.iter().map(unhex).collect())
-            .unwrap_or_default(),
-        root: unhex(&receipt["root"]),
-        key_id: unhex(&receipt["key_id"]),
-        signature: unhex(&receipt["signature"]),
-    };
-    let Ok(opened_at) =
-        chrono::DateTime::parse_from_rfc3339(answer["opened_at"].as_str().unwrap_or(""))
-    else {
-        return false;
-    };
-    let fields = Fields {
-        zone: answer["zone"].as_str().unwrap_or(""),
-        seed_epoch: answer["seed_epoch"].as_i64().unwrap_or(-1) as i32,
-        player: answer["player"].as_str().unwrap_or(""),
-        nonce: answer["nonce"].as_i64(),
-        client_seed: answer["client_seed"].as_str(),
-        claim_id: answer["claim_id"]
-            .as_str()
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .unwrap_or_default(),
-        chest_id: answer["chest_id"].as_i64().unwrap_or(-1),
-        loot_table: answer["loot_table"].as_str().unwrap_or(""),
-        loot_table_version: answer["loot_table_version"].as_i64().unwrap_or(-1) as i32,
-        loot: &answer["loot"],
-        opened_at_micros: opened_at.timestamp_micros(),
-        authorised_by: answer["authorised_by"].as_str(),
-    };
-    verify(&receipt, &fields, key)
+    match (fields_of(answer), receipt_of(answer)) {
+        (Some(fields), Some(receipt)) => verify(&receipt, &fields, key),
+        _ => false,
+    }
 }
 
-async fn keys(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn keys(app: &TestApp) -> Vec<Value> {
     let r = app
         .call(Method::GET, "/.well-known/trove-keys.json", None, None, &[])
         .await;
@@ -60,7 +28,7 @@ async fn keys(app: &TestApp) -> Vec<Value> {
     r.body["keys"].as_array().expect("keys").clone()
 }
 
-fn public(key: &Value) -> VerifyingKey {
+pub(crate) fn public(key: &Value) -> VerifyingKey {
     let bytes: [u8; 32] = hex::decode(key["public_key"].as_str().expect("hex"))
         .expect("hex")
         .try_into()
