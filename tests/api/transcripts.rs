@@ -204,3 +204,118 @@ async fn no_claim_lands_in_an_epoch_after_its_reveal() {
         }
     }
 }
+
+/// Runs the independent replay (tests/replay/replay.py: Python, its own HMAC and Merkle code,
+/// the `cryptography` package's ChaCha20 and Ed25519) on the files in `dir`.
+fn python_replay(dir: &std::path::Path) -> (bool, Value) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/replay/replay.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("python3 runs (the replay needs python3 and python3-cryptography)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let summary = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "replay.py printed {text:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_independent_replay_in_python_matches_every_claim_receipt_and_signature() {
+    let mut config =
+        trove::config::Config::for_shards(vec![fresh_db_on(0).await], crate::helpers::SECRET);
+    // One claim statement at a time: concurrent claims share batches, so receipts carry
+    // real Merkle paths.
+    config.claim_concurrency = 1;
+    let app = Arc::new(crate::helpers::spawn_app_with(config).await);
+    app.starter().await;
+    let zone = "replayed";
+    app.spawn_zone(zone, 300, "starter").await;
+    // Client seeds set after the commitment was published, one per player but the last.
+    for p in 0..5 {
+        let seed = format!("seed-of-player-{p}");
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/v1/zones/{zone}/players/p{p}/client-seed"),
+                Some(&app.token(&format!("p{p}"))),
+                Some(json!({ "client_seed": seed })),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let mut tasks = Vec::new();
+    for p in 0..6 {
+        let app = Arc::clone(&app);
+        tasks.push(tokio::spawn(async move {
+            let t = app.token(&format!("p{p}"));
+            let mut kept = Vec::new();
+            for i in 0..20 {
+                let r = app.claim(zone, &t, Some(&format!("k{i}"))).await;
+                assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+                kept.push(r.body);
+            }
+            kept
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.extend(t.await.expect("task"));
+    }
+    assert!(answers
+        .iter()
+        .any(|a| a["receipt"]["leaf_count"].as_u64() > Some(1)));
+    app.reveal(zone).await;
+    let dir = std::env::temp_dir().join(format!("trove-replay-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_, text) = transcript(&app, zone, "1").await;
+    std::fs::write(dir.join("transcript.ndjson"), &text).expect("write");
+    let keys = app
+        .call(Method::GET, "/.well-known/trove-keys.json", None, None, &[])
+        .await;
+    std::fs::write(dir.join("keys.json"), keys.body.to_string()).expect("write");
+    let table = app
+        .call(
+            Method::GET,
+            "/v1/loot-tables/starter?version=1",
+            Some(&app.token("anyone")),
+            None,
+            &[],
+        )
+        .await;
+    std::fs::write(
+        dir.join("tables.json"),
+        json!({ "starter@1": table.body }).to_string(),
+    )
+    .expect("write");
+    let kept: String = answers.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(dir.join("answers.ndjson"), kept).expect("write");
+
+    let (ok, summary) = python_replay(&dir);
+    assert!(ok, "{summary}");
+    assert_eq!(
+        (&summary["claims"], &summary["receipts"]),
+        (&json!(120), &json!(120))
+    );
+    assert!(
+        summary["tampered_rejected"].as_u64() > Some(40),
+        "{summary}"
+    );
+
+    // The replay can fail: one claim's loot rewritten in the transcript (its leaf too).
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    lines[5]["loot"] = json!([{"item": "crown", "qty": 1, "rarity": "legendary"}]);
+    let forged: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("transcript.ndjson"), forged).expect("write");
+    let (ok, summary) = python_replay(&dir);
+    assert!(!ok, "a rewritten loot went unnoticed: {summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
