@@ -19,4 +19,5 @@ mod receipts;
 mod redis;
 mod shards;
 mod shutdown;
+mod statistics;
 mod transcripts;
