@@ -36,11 +36,7 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
     with_redis.rate_claims = "100000/100000".parse().expect("spec");
     let shards = ShardSet::new(&plain.shards()).expect("shards");
     shards.migrate().await.expect("migrate");
-    let engine = Engine::new(
-        shards,
-        plain.batching(),
-        plain.receipt_keys().expect("keys"),
-    );
+    let engine = Engine::new(shards, plain.batching(), plain.keys().expect("keys"));
     engine
         .put_loot_table("starter", &starter_table())
         .await

@@ -2,7 +2,12 @@
 -- (seed epochs, the loot table versions its chests use, counter slots, spawns).
 SELECT z.id, z.seed_epoch, z.chest_count, z.synthetic, z.created_at, z.state,
        (SELECT coalesce(array_agg(s.epoch ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "epochs!",
-       (SELECT coalesce(array_agg(s.seed ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "seeds!",
+       -- Seeds in the clear (revealed) and sealed; '' where a form is absent (arrays of bytea
+       -- cannot say NULL here).
+       (SELECT coalesce(array_agg(coalesce(s.seed, '') ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "seeds!",
+       (SELECT coalesce(array_agg(coalesce(s.sealed, '') ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "sealed!",
+       (SELECT coalesce(array_agg(s.commitment ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "commitments!",
+       (SELECT coalesce(array_agg(s.draw_version ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "draw_versions!",
        (SELECT coalesce(array_agg(s.created_at ORDER BY s.epoch), '{}') FROM zone_seeds s WHERE s.zone_id = z.id) AS "seeded_at!",
        (SELECT array_agg(s.revealed_at ORDER BY s.epoch) FROM zone_seeds s WHERE s.zone_id = z.id) AS "revealed_at: Vec<Option<chrono::DateTime<chrono::Utc>>>",
        (SELECT coalesce(array_agg(n.opened ORDER BY n.slot), '{}') FROM zone_counters n WHERE n.zone_id = z.id) AS "counters!",

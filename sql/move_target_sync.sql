@@ -3,11 +3,15 @@
 -- all 16 counter slots and the spawns (marked copied: not new events). Only on a copy that
 -- does not serve yet.
 WITH seeds AS (
-    INSERT INTO zone_seeds (zone_id, epoch, seed, commitment, created_at, revealed_at)
-    SELECT $1, s.epoch, s.seed, sha256(s.seed), s.created_at, s.revealed_at
-    FROM unnest($4::integer[], $5::bytea[], $6::timestamptz[], $7::timestamptz[])
-         AS s (epoch, seed, created_at, revealed_at)
-    ON CONFLICT (zone_id, epoch) DO UPDATE SET revealed_at = EXCLUDED.revealed_at
+    INSERT INTO zone_seeds (zone_id, epoch, seed, sealed, commitment, draw_version, created_at,
+                            revealed_at)
+    SELECT $1, s.epoch, nullif(s.seed, ''), nullif(s.sealed, ''), s.commitment, s.draw_version,
+           s.created_at, s.revealed_at
+    FROM unnest($4::integer[], $5::bytea[], $6::timestamptz[], $7::timestamptz[],
+                $13::bytea[], $14::bytea[], $15::smallint[])
+         AS s (epoch, seed, created_at, revealed_at, sealed, commitment, draw_version)
+    ON CONFLICT (zone_id, epoch) DO UPDATE
+        SET revealed_at = EXCLUDED.revealed_at, seed = EXCLUDED.seed, sealed = EXCLUDED.sealed
 ),
 tables AS (
     INSERT INTO zone_loot_tables (zone_id, loot_table_id)

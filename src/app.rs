@@ -30,7 +30,7 @@ pub fn engine(config: &Config) -> crate::Result<Engine> {
     Ok(Engine::new(
         ShardSet::new(&config.shards())?,
         config.batching(),
-        config.receipt_keys()?,
+        config.keys()?,
     ))
 }
 
@@ -77,6 +77,14 @@ impl Application {
                 tracing::warn!("{message}; serving without checking the shard list")
             }
             Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
+        // Seeds still in the clear (from before they were sealed) or under a rotated-out key.
+        match engine.seal_seeds().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(seeds = n, "sealed unrevealed seeds"),
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing unrevealed seeds; trying again at the next start")
+            }
         }
         let listener = TcpListener::bind(config.listen).await?;
         let ops_listener = match config.metrics_listen {

@@ -33,6 +33,23 @@ pub struct Config {
     #[arg(long, env = "TROVE_RECEIPT_KEY", hide_env_values = true, global = true)]
     pub receipt_key: Option<String>,
 
+    /// ChaCha20-Poly1305 key (64 hex digits) that seals unrevealed server seeds at rest.
+    /// Unset: derived from TROVE_JWT_SECRET. Lose it and unrevealed epochs can never be
+    /// revealed (README "Provably fair draws").
+    #[arg(long, env = "TROVE_SEED_KEY", hide_env_values = true, global = true)]
+    pub seed_key: Option<String>,
+
+    /// Earlier seed keys (hex, comma-separated), still opening the seeds they sealed until
+    /// `trove seeds reseal` seals them under TROVE_SEED_KEY.
+    #[arg(
+        long,
+        env = "TROVE_SEED_OLD_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub seed_old_keys: Vec<String>,
+
     /// Public keys (hex, comma-separated) of retired receipt keys, still listed so receipts
     /// they signed keep verifying.
     #[arg(
@@ -356,6 +373,20 @@ impl Config {
             Some(key) => crate::receipts::ReceiptKeys::new(key, &self.receipt_retired_keys),
             None => crate::receipts::ReceiptKeys::generate(),
         }
+    }
+
+    /// The receipt and seed keys an engine holds.
+    pub fn keys(&self) -> crate::Result<crate::engine::Keys> {
+        use crate::seeds::SeedKeys;
+        let seeds = match (&self.seed_key, &self.jwt_secret) {
+            (Some(key), _) => SeedKeys::new(key, &self.seed_old_keys)?,
+            (None, Some(secret)) => SeedKeys::derived_from(secret.as_bytes()),
+            (None, None) => SeedKeys::missing(),
+        };
+        Ok(crate::engine::Keys {
+            receipts: self.receipt_keys()?,
+            seeds,
+        })
     }
 
     /// The shards' pools (`TROVE_SHARDS`, `TROVE_DB_*`).

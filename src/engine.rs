@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::claims::{Batching, NonceCache, PlayerTurns, Queues};
 use crate::receipts::ReceiptKeys;
+use crate::seeds::SeedKeys;
 use crate::shards::ShardSet;
 use crate::zones::ZoneCache;
 
@@ -23,11 +24,19 @@ pub struct Engine {
     pub claim_shards: ShardSet,
     /// Signs every claim answer's receipt (once per claim statement).
     pub receipts: Arc<ReceiptKeys>,
+    /// Seals and opens unrevealed server seeds.
+    pub(crate) seeds: Arc<SeedKeys>,
+}
+
+/// The keys an engine holds, none of them in PostgreSQL.
+pub struct Keys {
+    pub receipts: ReceiptKeys,
+    pub seeds: SeedKeys,
 }
 
 impl Engine {
-    pub fn new(shards: ShardSet, batching: Batching, receipts: ReceiptKeys) -> Self {
-        let receipts = Arc::new(receipts);
+    pub fn new(shards: ShardSet, batching: Batching, keys: Keys) -> Self {
+        let receipts = Arc::new(keys.receipts);
         // The claim statement's generic plan is index-driven (a test holds it to that), and
         // planning it afresh per call would cost more than running it.
         let claim_shards = shards.derived(
@@ -47,6 +56,7 @@ impl Engine {
             claim_queues,
             claim_shards,
             receipts,
+            seeds: Arc::new(keys.seeds),
         }
     }
 }

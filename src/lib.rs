@@ -4,7 +4,7 @@
 //! # Layout
 //! Dependencies point one way, down this list: `main` → [`app`] → [`api`] →
 //! {[`realtime`], [`leaderboards`], [`ratelimit`], the domain} → {[`ledger`], [`shards`],
-//! [`redis_client`], [`fairness`], [`receipts`], [`auth`]} → {[`loot`], [`names`], [`error`],
+//! [`redis_client`], [`fairness`], [`receipts`], [`seeds`], [`auth`]} → {[`loot`], [`names`], [`error`],
 //! [`metrics`]}.
 //! No module imports one above it (a test in `tests/api/layers.rs` holds the code to that).
 //! - [`app`]: the composition root: builds every service, binds, serves, shuts down.
@@ -25,6 +25,7 @@
 //! - [`redis_client`]: the one Redis pool, with short timeouts and back-off.
 //! - [`fairness`]: seed derivation, the ChaCha20 draw, and rolling a loot table.
 //! - [`receipts`]: signed claim receipts (a Merkle tree per batch, one Ed25519 signature).
+//! - [`seeds`]: unrevealed server seeds sealed at rest, under a key outside PostgreSQL.
 //! - [`auth`]: HS256 tokens and roles.
 //! - [`loot`]: loot tables as data, and their limits.
 //! - [`names`]: validation of every name a client sends (zones, tables, players, keys).
@@ -54,6 +55,7 @@ pub mod realtime;
 pub mod rebalance;
 pub mod receipts;
 pub mod redis_client;
+pub mod seeds;
 pub mod shards;
 pub mod transcripts;
 pub mod verify;

@@ -43,6 +43,9 @@ enum Command {
     },
     /// Re-derive every claim's loot in a zone and report mismatches (exit 1 if any).
     Verify { zone: String },
+    /// Seal every unrevealed seed under TROVE_SEED_KEY (after a rotation, with the old key
+    /// in TROVE_SEED_OLD_KEYS; start-up does it too).
+    SealSeeds,
     /// Print the OpenAPI 3 description of the HTTP API (as served at /openapi.json).
     Openapi,
     /// Plan (and with --apply carry out) zone moves that even out the shards, or drain one.
@@ -100,22 +103,25 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> anyhow::Result<()> {
     let shards = ShardSet::new(&config.shards())?;
-    let receipts = config.receipt_keys()?;
-    let engine = || Engine::new(shards.clone(), config.batching(), receipts.clone());
+    let engine = || {
+        config
+            .keys()
+            .map(|k| Engine::new(shards.clone(), config.batching(), k))
+    };
     match command {
         Command::Token(args) => println!("{}", args.issue(&config.jwt_keys()?)?),
         Command::Migrate => print!("{}", trove::shards::cli::migrate(&shards).await?),
         Command::Shards { action } => {
-            let (text, ready) = trove::rebalance::shards(&engine(), action).await?;
+            let (text, ready) = trove::rebalance::shards(&engine()?, action).await?;
             print!("{text}");
             if !ready {
                 bail!("not every shard is ready");
             }
         }
-        Command::Zones { action } => print!("{}", trove::moves::cli(&engine(), action).await?),
-        Command::Rebalance(args) => print!("{}", trove::rebalance::cli(&engine(), args).await?),
+        Command::Zones { action } => print!("{}", trove::moves::cli(&engine()?, action).await?),
+        Command::Rebalance(args) => print!("{}", trove::rebalance::cli(&engine()?, args).await?),
         Command::Verify { zone } => {
-            let report = engine().verify(&zone).await?;
+            let report = engine()?.verify(&zone).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.clean() {
                 bail!(
@@ -127,13 +133,14 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
                 );
             }
         }
+        Command::SealSeeds => println!("sealed {} seed(s)", engine()?.seal_seeds().await?),
         Command::Leaderboards { action: _ } => {
             let redis = config.redis().context("TROVE_REDIS_URL is required")?;
             let boards = app::leaderboards(config, Redis::new(&redis)?, shards.clone());
             println!("{}", boards.rebuild().await?);
         }
         Command::Serve => {
-            let (keys, engine) = (config.jwt_keys()?, engine());
+            let (keys, engine) = (config.jwt_keys()?, engine()?);
             if let Some(stack) = local {
                 stack
                     .welcome(&engine, &keys)

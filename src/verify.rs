@@ -71,11 +71,10 @@ impl Engine {
     /// Streams the zone's ledger (never loading it whole) and replays each draw.
     pub async fn verify(&self, zone: &str) -> Result<VerifyReport> {
         validate_zone_name(zone)?;
-        let info = self.zone_info(zone, true).await?;
-        let shard = &self.shards.all()[info.shard];
+        let (shard, zone_id) = self.zone_location(zone).await?;
         let pool = shard.pool()?;
-        let mut tables: HashMap<i32, Arc<LootTable>> =
-            info.tables.iter().map(|t| (t.id, Arc::clone(t))).collect();
+        // Loot table versions by id, loaded as the ledger names them.
+        let mut tables: HashMap<i32, Arc<LootTable>> = HashMap::new();
         let mut report = VerifyReport {
             zone: zone.to_owned(),
             claims_checked: 0,
@@ -86,18 +85,24 @@ impl Engine {
             nonce_problems: Vec::new(),
             bad_commitments: Vec::new(),
         };
-        let epochs = sqlx::query_file!("sql/verify_commitments.sql", info.id)
+        let epochs = sqlx::query_file!("sql/verify_commitments.sql", zone_id)
             .fetch_all(&pool)
             .await
             .map_err(|e| shard.db_error(e))?;
+        // Each epoch's seed, opened once (a sealed one that does not open under its
+        // commitment is as bad as a clear one that does not hash to it).
+        let mut seeds: HashMap<i32, Vec<u8>> = HashMap::new();
         for e in epochs {
-            if commitment(&e.seed)[..] != e.commitment[..] {
-                report.bad_commitments.push(e.epoch);
+            match self.open_seed(e.seed, e.sealed.as_deref(), &e.commitment) {
+                Ok(seed) if commitment(&seed)[..] == e.commitment[..] => {
+                    seeds.insert(e.epoch, seed);
+                }
+                _ => report.bad_commitments.push(e.epoch),
             }
         }
         // The previous claim of the same (epoch, player), in nonce order.
         let mut previous: Option<(i32, String, i64, DateTime<Utc>)> = None;
-        let mut rows = sqlx::query_file!("sql/verify_claims.sql", info.id).fetch(&pool);
+        let mut rows = sqlx::query_file!("sql/verify_claims.sql", zone_id).fetch(&pool);
         while let Some(row) = rows.try_next().await.map_err(|e| shard.db_error(e))? {
             let table = match tables.get(&row.loot_table_id) {
                 Some(t) => Arc::clone(t),
@@ -120,11 +125,12 @@ impl Engine {
                 (_, Some(nonce), Some(client_seed)) => Some(Nonce::Counter { client_seed, nonce }),
                 _ => None,
             };
-            let expected = match nonce {
-                Some(n) => {
-                    serde_json::json!(Draw::new(&row.seed, zone, &row.player, n).loot(&table))
+            let expected = match (nonce, seeds.get(&row.seed_epoch)) {
+                (Some(n), Some(seed)) => {
+                    serde_json::json!(Draw::new(seed, zone, &row.player, n).loot(&table))
                 }
-                None => serde_json::json!({"error": "a version-2 draw without its nonce"}),
+                (None, _) => serde_json::json!({"error": "a version-2 draw without its nonce"}),
+                (_, None) => serde_json::json!({"error": "its epoch's seed does not open"}),
             };
             report.claims_checked += 1;
             if row.draw_version != 1 {

@@ -111,7 +111,10 @@ impl Mover<'_> {
             &z.counters,
             &z.spawn_firsts,
             &z.spawn_counts,
-            &z.spawned_at
+            &z.spawned_at,
+            &z.sealed,
+            &z.commitments,
+            &z.draw_versions
         )
         .execute(&target.pool()?)
         .await

@@ -6,7 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::Connection;
 
+mod sealing;
 mod spawn;
 
 use crate::engine::Engine;
@@ -201,7 +203,7 @@ impl Engine {
             id: row.id,
             epoch: row.seed_epoch,
             synthetic: row.synthetic,
-            seed: row.seed,
+            seed: self.open_seed(row.seed, row.sealed.as_deref(), &row.commitment)?,
             draw_version: row.draw_version,
             tables,
         });
@@ -213,6 +215,13 @@ impl Engine {
     async fn zone_counts(&self, zone: &str) -> Result<(i32, i64, i64)> {
         let (_, row) = self.locate(zone).await?;
         Ok((row.id, row.chest_count, row.opened))
+    }
+
+    /// The zone's shard and its id there, without opening its seed (for readers of its
+    /// ledger that must work whatever state its seeds are in).
+    pub(crate) async fn zone_location(&self, zone: &str) -> Result<(Arc<Shard>, i32)> {
+        let (shard, stats) = self.locate(zone).await?;
+        Ok((shard, stats.id))
     }
 
     /// The zone's shard and its totals there. A shard that no longer has the zone (a
@@ -313,35 +322,68 @@ impl Engine {
         Ok(total)
     }
 
-    /// Reveals the current epoch's seed and commits to a fresh one for the claims after it.
+    /// An epoch's seed: in the clear once revealed (or from before seeds were sealed), else
+    /// opened from its sealed form and checked against its commitment.
+    pub(crate) fn open_seed(
+        &self,
+        clear: Option<Vec<u8>>,
+        sealed: Option<&[u8]>,
+        commitment: &[u8],
+    ) -> Result<Vec<u8>> {
+        match (clear, sealed) {
+            (Some(seed), _) => Ok(seed),
+            (None, Some(sealed)) => self.seeds.open(sealed, commitment),
+            (None, None) => Err(Error::Internal("a seed epoch without its seed".into())),
+        }
+    }
+
+    /// Reveals the current epoch's seed and commits to a fresh one for the claims after it:
+    /// one transaction, under the zone's fence lock (claims in flight commit first).
     pub async fn reveal(&self, zone: &str) -> Result<RevealResult> {
         validate_zone_name(zone)?;
         let (shard, _) = self.locate(zone).await?;
         let next = fairness::new_server_seed()?;
+        let next_commitment = fairness::commitment(&next);
+        let next_sealed = self.seeds.seal(&next, &next_commitment)?;
         let mut conn = shard.acquire().await?;
-        let row = sqlx::query_file!("sql/zone_reveal.sql", zone, &next[..])
+        let mut tx = conn.begin().await.map_err(|e| shard.db_error(e))?;
+        let row = sqlx::query_file!("sql/zone_reveal.sql", zone)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+        if let Some(row) = row {
+            let seed = self.open_seed(row.seed, row.sealed.as_deref(), &row.commitment)?;
+            let done = sqlx::query_file!(
+                "sql/zone_reveal_apply.sql",
+                row.id,
+                row.seed_epoch,
+                &seed,
+                &next_sealed,
+                &next_commitment[..]
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| shard.db_error(e))?;
+            tx.commit().await.map_err(|e| shard.db_error(e))?;
+            self.zones.forget(zone);
+            return Ok(RevealResult {
+                zone: zone.to_owned(),
+                epoch: done.epoch,
+                seed: hex::encode(seed),
+                seed_commitment: hex::encode(row.commitment),
+                next_epoch: done.next_epoch,
+                next_seed_commitment: hex::encode(next_commitment),
+            });
+        }
+        tx.rollback().await.map_err(|e| shard.db_error(e))?;
+        // Not live here: moving (or, rarely, moved away a moment ago).
+        let state = sqlx::query_file_scalar!("sql/zone_state.sql", zone)
             .fetch_optional(&mut *conn)
             .await
             .map_err(|e| shard.db_error(e))?;
-        let Some(row) = row else {
-            // Not live here: moving (or, rarely, moved away a moment ago).
-            let state = sqlx::query_file_scalar!("sql/zone_state.sql", zone)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(|e| shard.db_error(e))?;
-            return Err(match state {
-                Some(_) => Error::zone_moving(zone),
-                None => Error::ZoneNotFound(zone.to_owned()),
-            });
-        };
-        self.zones.forget(zone);
-        Ok(RevealResult {
-            zone: zone.to_owned(),
-            epoch: row.epoch,
-            seed: hex::encode(row.seed),
-            seed_commitment: hex::encode(row.commitment),
-            next_epoch: row.next_epoch,
-            next_seed_commitment: hex::encode(row.next_commitment),
+        Err(match state {
+            Some(_) => Error::zone_moving(zone),
+            None => Error::ZoneNotFound(zone.to_owned()),
         })
     }
 

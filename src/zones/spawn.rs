@@ -31,7 +31,10 @@ impl Engine {
             other => other?,
         };
         let pool = shard.pool()?;
+        // A new zone's first seed: only its commitment and its sealed form are stored.
         let seed = fairness::new_server_seed()?;
+        let commitment = fairness::commitment(&seed);
+        let sealed = self.seeds.seal(&seed, &commitment)?;
         let placement = self.shards.placement();
         let result: Result<Grown, Error> = async {
             let mut tx = pool.begin().await?;
@@ -59,7 +62,7 @@ impl Engine {
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(zone_id) = created {
-                sqlx::query_file!("sql/zone_init.sql", zone_id, &seed[..])
+                sqlx::query_file!("sql/zone_init.sql", zone_id, &sealed, &commitment[..])
                     .execute(&mut *tx)
                     .await?;
             }

@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("auth", 1),
     ("fairness", 1),
     ("receipts", 1),
+    ("seeds", 1),
     ("ledger", 1),
     ("shards", 1),
     ("redis_client", 1),

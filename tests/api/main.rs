@@ -17,6 +17,7 @@ mod probe;
 mod realtime;
 mod receipts;
 mod redis;
+mod seeds;
 mod shards;
 mod shutdown;
 mod statistics;

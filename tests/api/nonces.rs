@@ -433,13 +433,10 @@ async fn verify_reports_nonce_gaps_reorderings_and_seeds_that_break_their_commit
         .expect("the gap is reported");
     assert_eq!((gap.expected, gap.found), (1, Some(2)));
 
-    // A seed that is not what was committed (the schema's check dropped to let it in).
-    db.execute(
-        "ALTER TABLE zone_seeds DROP CONSTRAINT zone_seeds_commitment_check;
-         UPDATE zone_seeds SET commitment = sha256('other'::bytea)",
-    )
-    .await
-    .expect("tamper");
+    // A commitment changed under a sealed seed: the seed no longer opens as its epoch's.
+    db.execute("UPDATE zone_seeds SET commitment = sha256('other'::bytea)")
+        .await
+        .expect("tamper");
     let report = app.engine.verify(zone).await.expect("verify");
     assert_eq!(report.bad_commitments, vec![1]);
     assert!(!report.clean());

@@ -498,7 +498,8 @@ async fn a_rebuild_while_a_follower_applies_claims_in_brand_new_zones_leaves_boa
     // Another deployment shares this Redis (the prefix allows it). A rebuild's SCAN walks the
     // whole keyspace, so its keys stretch the listing of live boards to hundreds of ms.
     let fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'other:rl:' .. i, 'x') end";
-    assert_eq!(redis.cmd(&["EVAL", fill, "0", "30000"]).await, "$-1");
+    // (Enough that claims in a few new zones land meanwhile, even on a loaded machine.)
+    assert_eq!(redis.cmd(&["EVAL", fill, "0", "100000"]).await, "$-1");
     let old = zone_on(0, "old");
     app.spawn_zone(&old, 50, "starter").await;
     app.claim(&old, &app.token("veteran"), None).await;
