@@ -66,26 +66,7 @@ async fn revealed_seeds_replay_every_draw_and_verify_catches_tampering() {
 
     // Anyone with the revealed seed replays each claim's loot from its public fields and the
     // loot table version it names, all read through the API.
-    let version = app
-        .call(
-            Method::GET,
-            "/v1/loot-tables/starter?version=1",
-            Some(&app.token("anyone")),
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!(version.status, StatusCode::OK);
-    let table = trove::loot::LootTable {
-        id: 0,
-        name: "starter".into(),
-        version: 1,
-        spec: serde_json::from_value(json!({
-            "entries": version.body["entries"],
-            "rolls": version.body["rolls"],
-        }))
-        .expect("table spec"),
-    };
+    let (_, table) = app.table_version("starter", 1).await;
     for c in &claims {
         assert_eq!(
             (&c["loot_table"], &c["loot_table_version"]),

@@ -340,6 +340,29 @@ impl TestApp {
         .await
     }
 
+    /// A loot table version as anyone reads it through the API, and as the engine's type
+    /// (what a replay of a claim's draw needs).
+    pub async fn table_version(&self, name: &str, version: i32) -> (Value, trove::loot::LootTable) {
+        let r = self
+            .call(
+                Method::GET,
+                &format!("/v1/loot-tables/{name}?version={version}"),
+                Some(&self.token("anyone")),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let spec = json!({"entries": r.body["entries"], "rolls": r.body["rolls"]});
+        let table = trove::loot::LootTable {
+            id: 0,
+            name: name.to_owned(),
+            version,
+            spec: serde_json::from_value(spec).expect("table spec"),
+        };
+        (r.body, table)
+    }
+
     /// Reveals a zone's current seed (admin).
     pub async fn reveal(&self, zone: &str) -> Resp {
         let admin = self.admin();

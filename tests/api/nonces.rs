@@ -40,24 +40,7 @@ async fn set_seed(app: &TestApp, zone: &str, player: &str, seed: &str) -> crate:
 
 /// The starter table at version 1, as anyone reads it.
 async fn starter(app: &TestApp) -> LootTable {
-    let v = app
-        .call(
-            Method::GET,
-            "/v1/loot-tables/starter?version=1",
-            Some(&app.token("anyone")),
-            None,
-            &[],
-        )
-        .await;
-    LootTable {
-        id: 0,
-        name: "starter".into(),
-        version: 1,
-        spec: serde_json::from_value(
-            json!({"entries": v.body["entries"], "rolls": v.body["rolls"]}),
-        )
-        .expect("table"),
-    }
+    app.table_version("starter", 1).await.1
 }
 
 /// The loot a claim's draw gives, replayed from its public fields and the revealed seed.

@@ -279,18 +279,10 @@ async fn an_independent_replay_in_python_matches_every_claim_receipt_and_signatu
         .call(Method::GET, "/.well-known/trove-keys.json", None, None, &[])
         .await;
     std::fs::write(dir.join("keys.json"), keys.body.to_string()).expect("write");
-    let table = app
-        .call(
-            Method::GET,
-            "/v1/loot-tables/starter?version=1",
-            Some(&app.token("anyone")),
-            None,
-            &[],
-        )
-        .await;
+    let (table, _) = app.table_version("starter", 1).await;
     std::fs::write(
         dir.join("tables.json"),
-        json!({ "starter@1": table.body }).to_string(),
+        json!({ "starter@1": table }).to_string(),
     )
     .expect("write");
     let kept: String = answers.iter().map(|a| format!("{a}\n")).collect();

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""CPU per claim of two Trove binaries, runs interleaved (A, B, A, B, ...).
+
+Each run: a fresh pair of shard databases on one private durable PostgreSQL cluster, one
+zone of 1,000,000 chests, then `wrk` with 64 connections posting admin claims on behalf of
+5,000 players for DURATION seconds. CPU (user + system) is read from /proc for Trove and for
+every process of the cluster before and after; claims are the zone's `opened` count.
+
+Usage: benches/claim_cpu.py BIN_A BIN_B [--runs 3] [--duration 10]
+Needs: wrk, PostgreSQL's server binaries; run as root (the cluster runs as `postgres`).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+TICK = os.sysconf("SC_CLK_TCK")
+SECRET = "claim-cpu-bench-secret-0123456789"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pg_bin():
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(found)
+    versions = sorted(os.listdir("/usr/lib/postgresql"))
+    return f"/usr/lib/postgresql/{versions[-1]}/bin"
+
+
+def as_pg(args):
+    if os.geteuid() == 0:
+        args = ["runuser", "-u", "postgres", "--"] + args
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def cluster_pids(postmaster):
+    out = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
+    return [postmaster] + [int(p) for p in out.stdout.split()]
+
+
+def http(method, url, token, body=None):
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read() or b"null")
+
+
+def run_once(binary, pg, port, run, duration):
+    dbs = [f"bench_{run}_{i}" for i in range(2)]
+    for db in dbs:
+        subprocess.run([f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db], check=True)
+    env = dict(os.environ)
+    env.update({
+        "TROVE_SHARDS": ",".join(f"postgres://postgres@127.0.0.1:{port}/{db}" for db in dbs),
+        "TROVE_JWT_SECRET": SECRET,
+        "TROVE_RECEIPT_KEY": "11" * 32,
+        "RUST_LOG": "warn",
+    })
+    listen = f"127.0.0.1:{free_port()}"
+    env["TROVE_LISTEN"] = listen
+    subprocess.run([binary, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    admin = subprocess.run([binary, "token", "--player", "bench", "--admin"], env=env,
+                           check=True, capture_output=True, text=True).stdout.strip()
+    trove = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://{listen}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    http("PUT", f"{base}/v1/loot-tables/starter", admin, {"entries": [
+        {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"},
+        {"item": "gem", "weight": 30, "min_qty": 1, "max_qty": 2, "rarity": "rare"}]})
+    http("POST", f"{base}/v1/zones/meadow/chests", admin, {"count": 1000000, "loot_table": "starter"})
+    lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    lua.write(f"""
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {admin}"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  return wrk.format(nil, "/v1/zones/meadow/claims", nil,
+    '{{"player":"p' .. math.random(0, 4999) .. '"}}')
+end
+""")
+    lua.close()
+    # Warm up (first claims of each player read their nonce rows), then measure.
+    subprocess.run(["wrk", "-t2", "-c64", "-d3s", "-s", lua.name, base], capture_output=True)
+    opened0 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
+    pids = cluster_pids(pg_postmaster(pg_data_dir))
+    t0, c0 = cpu_ticks([trove.pid]), cpu_ticks(pids)
+    w = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", "-s", lua.name, base],
+                       capture_output=True, text=True).stdout
+    t1, c1 = cpu_ticks([trove.pid]), cpu_ticks(cluster_pids(pg_postmaster(pg_data_dir)))
+    opened1 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
+    trove.terminate()
+    trove.wait()
+    os.unlink(lua.name)
+    claims = opened1 - opened0
+    lat = {}
+    for line in w.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            lat[parts[0]] = parts[1]
+    us = lambda ticks: ticks / TICK * 1e6 / max(claims, 1)
+    return {
+        "claims_per_s": round(claims / duration),
+        "trove_us": round(us(t1 - t0), 1),
+        "postgres_us": round(us(c1 - c0), 1),
+        "p50": lat.get("50%"),
+        "p99": lat.get("99%"),
+    }
+
+
+def pg_postmaster(data_dir):
+    with open(f"{data_dir}/postmaster.pid") as f:
+        return int(f.readline())
+
+
+pg_data_dir = None
+
+
+def main():
+    global pg_data_dir
+    ap = argparse.ArgumentParser()
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    args = ap.parse_args()
+    pg = pg_bin()
+    root = tempfile.mkdtemp(prefix="trove-claim-cpu-")
+    os.chmod(root, 0o777)
+    pg_data_dir = f"{root}/pg"
+    port = free_port()
+    as_pg([f"{pg}/initdb", "-D", pg_data_dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+    as_pg([f"{pg}/pg_ctl", "start", "-D", pg_data_dir, "-l", f"{root}/pg.log", "-w",
+           "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"])
+    try:
+        print("binary | run | claims/s | Trove µs/claim | PostgreSQL µs/claim | p50 | p99")
+        for run in range(args.runs):
+            for name, binary in (("A", args.a), ("B", args.b)):
+                r = run_once(binary, pg, port, f"{name}{run}".lower(), args.duration)
+                print(f"{name} | {run} | {r['claims_per_s']} | {r['trove_us']} | {r['postgres_us']} | {r['p50']} | {r['p99']}", flush=True)
+    finally:
+        as_pg([f"{pg}/pg_ctl", "stop", "-D", pg_data_dir, "-m", "fast"])
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
