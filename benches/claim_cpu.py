@@ -33,11 +33,14 @@ def free_port():
 
 
 def pg_bin():
-    found = shutil.which("initdb")
-    if found:
-        return os.path.dirname(found)
-    versions = sorted(os.listdir("/usr/lib/postgresql"))
-    return f"/usr/lib/postgresql/{versions[-1]}/bin"
+    """A directory with the server binaries and createdb (Debian's, else the PATH's)."""
+    if os.path.isdir("/usr/lib/postgresql"):
+        versions = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: int(v) if v.isdigit() else 0)
+        for v in reversed(versions):
+            d = f"/usr/lib/postgresql/{v}/bin"
+            if os.path.exists(f"{d}/initdb") and os.path.exists(f"{d}/createdb"):
+                return d
+    return os.path.dirname(shutil.which("initdb") or "/usr/bin/initdb")
 
 
 def as_pg(args):
@@ -99,6 +102,11 @@ def run_once(binary, pg, port, run, duration):
         {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"},
         {"item": "gem", "weight": 30, "min_qty": 1, "max_qty": 2, "rarity": "rare"}]})
     http("POST", f"{base}/v1/zones/meadow/chests", admin, {"count": 1000000, "loot_table": "starter"})
+    if os.environ.get("CLAIM_CPU_SQL") and binary == os.environ.get("CLAIM_CPU_SQL_FOR"):
+        # An experiment on one binary's schema (e.g. a version-1 epoch to leave nonces out).
+        for db in dbs:
+            subprocess.run([f"{pg}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                            "-d", db, "-qc", os.environ["CLAIM_CPU_SQL"]], check=True)
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     lua.write(f"""
 wrk.method = "POST"

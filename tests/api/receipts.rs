@@ -108,7 +108,7 @@ async fn batched_claims_carry_receipts_anyone_can_check_and_no_field_can_be_chan
         ("authorised_by", "admin:ops".into()),
         (
             "loot",
-            serde_json::json!([{"item": "crown", "qty": 1, "rarity": "legendary"}]),
+            serde_json::json!([{"item": "forged", "qty": 999, "rarity": "legendary"}]),
         ),
         ("opened_at", "2020-01-01T00:00:00Z".into()),
         ("seed_epoch", 9.into()),
