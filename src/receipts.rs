@@ -254,16 +254,18 @@ pub fn verify_transcript(
     signature_hex: &str,
     public: &VerifyingKey,
 ) -> bool {
-    let signature = hex::decode(signature_hex)
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .map(|b| Signature::from_bytes(&b));
-    signature.is_some_and(|s| {
+    signature_of(signature_hex).is_some_and(|s| {
         key_id == self::key_id(public)
             && public
                 .verify(&transcript_message(key_id, digest, count), &s)
                 .is_ok()
     })
+}
+
+/// An Ed25519 signature from its hex form (None: not 64 bytes of hex).
+fn signature_of(hex: &str) -> Option<Signature> {
+    let bytes = hex::decode(hex).ok()?;
+    Some(Signature::from_bytes(&<[u8; 64]>::try_from(bytes).ok()?))
 }
 
 /// A key's id: the first 8 bytes of SHA-256 of its public key, in hex.
@@ -420,11 +422,7 @@ pub fn verify(receipt: &Receipt, fields: &Fields, public: &VerifyingKey) -> bool
     let (Some(path), Some(root)) = (path, unhex(&receipt.root)) else {
         return false;
     };
-    let signature = hex::decode(&receipt.signature)
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .map(|b| Signature::from_bytes(&b));
-    let Some(signature) = signature else {
+    let Some(signature) = signature_of(&receipt.signature) else {
         return false;
     };
     receipt.leaf == hex::encode(leaf)
