@@ -6,7 +6,11 @@ zone of 1,000,000 chests, then `wrk` with 64 connections posting admin claims on
 5,000 players for DURATION seconds. CPU (user + system) is read from /proc for Trove and for
 every process of the cluster before and after; claims are the zone's `opened` count.
 
-Usage: benches/claim_cpu.py BIN_A BIN_B [--runs 3] [--duration 10]
+Usage: benches/claim_cpu.py BIN_A BIN_B [--runs 3] [--duration 10] [--profile DIR]
+--statements: also print, per run, the statements that took the cluster's time (from
+pg_stat_statements: calls, rows, mean ms, share of the total).
+--profile DIR: also record `perf` profiles of Trove and of the cluster during each measured
+window (DIR/<binary><run>-trove.data, -postgres.data; read with `perf report -i`).
 Needs: wrk, PostgreSQL's server binaries; run as root (the cluster runs as `postgres`).
 """
 
@@ -74,7 +78,21 @@ def http(method, url, token, body=None):
         return json.loads(r.read() or b"null")
 
 
-def run_once(binary, pg, port, run, duration):
+def psql(pg, port, db, sql):
+    return subprocess.run([f"{pg}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                           "-d", db, "-qAtc", sql], check=True, capture_output=True, text=True).stdout
+
+
+def top_statements(pg, port):
+    """The statements that took the time since the last reset, the costliest first."""
+    return psql(pg, port, "postgres", """
+        SELECT calls, rows, round(mean_exec_time::numeric, 3),
+               round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1),
+               left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8""")
+
+
+def run_once(binary, pg, port, run, duration, profile=None, statements=False):
     dbs = [f"bench_{run}_{i}" for i in range(2)]
     for db in dbs:
         subprocess.run([f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db], check=True)
@@ -122,11 +140,28 @@ end
     subprocess.run(["wrk", "-t2", "-c64", "-d3s", "-s", lua.name, base], capture_output=True)
     opened0 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
     pids = cluster_pids(pg_postmaster(pg_data_dir))
+    perfs = []
+    if profile:
+        for what, targets in (("trove", [trove.pid]), ("postgres", pids)):
+            perfs.append(subprocess.Popen(
+                ["perf", "record", "-q", "-g", "-o", f"{profile}/{run}-{what}.data",
+                 "-p", ",".join(map(str, targets)), "--", "sleep", str(duration)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    if statements:
+        psql(pg, port, "postgres", "SELECT pg_stat_statements_reset()")
     t0, c0 = cpu_ticks([trove.pid]), cpu_ticks(pids)
     w = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", "-s", lua.name, base],
                        capture_output=True, text=True).stdout
     t1, c1 = cpu_ticks([trove.pid]), cpu_ticks(cluster_pids(pg_postmaster(pg_data_dir)))
     opened1 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
+    for p in perfs:
+        p.wait()
+    top = top_statements(pg, port) if statements else ""
+    batch = None
+    for line in top.splitlines():
+        calls, rows, _, _, query = line.split("|", 4)
+        if query.startswith("-- Open chests"):
+            batch = round(int(rows) / max(int(calls), 1), 1)
     trove.terminate()
     trove.wait()
     os.unlink(lua.name)
@@ -143,6 +178,8 @@ end
         "postgres_us": round(us(c1 - c0), 1),
         "p50": lat.get("50%"),
         "p99": lat.get("99%"),
+        "statements": top,
+        "batch": batch,
     }
 
 
@@ -161,6 +198,8 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--profile", help="record perf profiles into this directory")
+    ap.add_argument("--statements", action="store_true", help="print pg_stat_statements' top")
     args = ap.parse_args()
     pg = pg_bin()
     root = tempfile.mkdtemp(prefix="trove-claim-cpu-")
@@ -169,13 +208,23 @@ def main():
     port = free_port()
     as_pg([f"{pg}/initdb", "-D", pg_data_dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
     as_pg([f"{pg}/pg_ctl", "start", "-D", pg_data_dir, "-l", f"{root}/pg.log", "-w",
-           "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"])
+           "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"
+           + (" -c shared_preload_libraries=pg_stat_statements" if args.statements else "")])
+    if args.statements:
+        psql(pg, port, "postgres", "CREATE EXTENSION pg_stat_statements")
     try:
-        print("binary | run | claims/s | Trove µs/claim | PostgreSQL µs/claim | p50 | p99")
+        print("binary | run | claims/s | Trove µs/claim | PostgreSQL µs/claim | p50 | p99"
+              + (" | claims/statement" if args.statements else ""))
         for run in range(args.runs):
             for name, binary in (("A", args.a), ("B", args.b)):
-                r = run_once(binary, pg, port, f"{name}{run}".lower(), args.duration)
-                print(f"{name} | {run} | {r['claims_per_s']} | {r['trove_us']} | {r['postgres_us']} | {r['p50']} | {r['p99']}", flush=True)
+                r = run_once(binary, pg, port, f"{name}{run}".lower(), args.duration, args.profile,
+                             args.statements)
+                print(f"{name} | {run} | {r['claims_per_s']} | {r['trove_us']} | {r['postgres_us']} | {r['p50']} | {r['p99']}"
+                      + (f" | {r['batch']}" if args.statements else ""), flush=True)
+                if r["statements"]:
+                    print("  calls | rows | mean ms | % time | statement")
+                    for line in r["statements"].splitlines():
+                        print("  " + line.replace("|", " | "), flush=True)
     finally:
         as_pg([f"{pg}/pg_ctl", "stop", "-D", pg_data_dir, "-m", "fast"])
         shutil.rmtree(root, ignore_errors=True)

@@ -3,7 +3,9 @@
 -- synthetic (probe) zones left out, and rows a zone move copied here too (they counted when
 -- they were made on the source).
 -- Always at least one row, carrying the horizon; $4 is the batch size.
-WITH h AS (
+-- MATERIALIZED: the horizon is computed once; inlined, the function ran again in every index
+-- condition and for every row answered (~70 calls a poll under a claim storm).
+WITH h AS MATERIALIZED (
     SELECT trove_ledger_horizon() AS horizon
 )
 SELECT h.horizon AS "horizon!", e.xid AS "xid?", e.zone_id AS "zone_id?",

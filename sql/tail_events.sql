@@ -6,7 +6,9 @@
 -- Always at least one row; with no events its event columns are NULL. $4 is the batch size.
 -- Rows a zone move copied here are not events (they were when they were made on the source);
 -- a zone switched in here by a move is one (`arrival`: its subscribers get a fresh snapshot).
-WITH h AS (
+-- MATERIALIZED: the horizon is computed once; inlined, the function ran again in every index
+-- condition and for every row answered (~70 calls a poll under a claim storm).
+WITH h AS MATERIALIZED (
     SELECT trove_ledger_horizon() AS horizon
 )
 SELECT h.horizon AS "horizon!", e.kind AS "kind?", e.xid AS "xid?", e.zone_id AS "zone_id?",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::api::{ops_router, router, AppState, Realtime};
+use crate::api::{ops_router, router, AppState, Realtime, Services};
 use crate::auth::JwtKeys;
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
@@ -112,7 +112,7 @@ impl Application {
             metrics.clone(),
         )
         .await;
-        let state = AppState {
+        let state = AppState::new(Services {
             engine,
             keys,
             realtime: realtime.clone(),
@@ -120,7 +120,7 @@ impl Application {
             leaderboards,
             redis,
             metrics: metrics.clone(),
-        };
+        });
         Ok(Application {
             listener,
             ops: ops_listener.map(|l| (l, ops_router(state.clone()))),

@@ -159,6 +159,40 @@ pub fn inclusion_path(leaves: &[Hash], index: usize) -> Vec<Hash> {
     path
 }
 
+/// The root and every leaf's inclusion path at once: each node is hashed once, where asking
+/// `inclusion_path` leaf by leaf hashes the whole tree for every leaf.
+pub fn merkle_paths(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
+    match leaves.len() {
+        0 => (merkle_root(leaves), Vec::new()),
+        1 => (leaves[0], vec![Vec::new()]),
+        n => {
+            let k = split(n);
+            let (left, mut paths) = merkle_paths(&leaves[..k]);
+            let (right, right_paths) = merkle_paths(&leaves[k..]);
+            for p in &mut paths {
+                p.push(right);
+            }
+            paths.extend(right_paths.into_iter().map(|mut p| {
+                p.push(left);
+                p
+            }));
+            (node_hash(&left, &right), paths)
+        }
+    }
+}
+
+/// Lowercase hex, as receipts carry hashes and signatures (a table lookup per byte: a
+/// claim's receipt has half a dozen of them).
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The root a leaf and its inclusion path lead to (None: the path does not fit the size).
 pub fn root_from_path(leaf: Hash, index: usize, count: usize, path: &[Hash]) -> Option<Hash> {
     if index >= count {
@@ -395,16 +429,19 @@ impl ReceiptKeys {
 
     /// Receipts for a batch's leaves, in order: one signature over their root.
     pub fn sign(&self, leaves: &[Hash]) -> Vec<Receipt> {
-        let root = merkle_root(leaves);
+        let (root, paths) = merkle_paths(leaves);
         let message = batch_message(&self.key_id, &root, leaves.len());
-        let signature = hex::encode(self.signing.sign(&message).to_bytes());
-        let root = hex::encode(root);
-        (0..leaves.len())
-            .map(|i| Receipt {
-                leaf: hex::encode(leaves[i]),
+        let signature = to_hex(&self.signing.sign(&message).to_bytes());
+        let root = to_hex(&root);
+        leaves
+            .iter()
+            .zip(paths)
+            .enumerate()
+            .map(|(i, (leaf, path))| Receipt {
+                leaf: to_hex(leaf),
                 leaf_index: i,
                 leaf_count: leaves.len(),
-                path: inclusion_path(leaves, i).iter().map(hex::encode).collect(),
+                path: path.iter().map(|h| to_hex(h)).collect(),
                 root: root.clone(),
                 key_id: self.key_id.clone(),
                 signature: signature.clone(),
@@ -460,6 +497,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn all_paths_at_once_are_the_paths_leaf_by_leaf() {
+        for n in 1..=33 {
+            let l = leaves(n);
+            let (root, paths) = merkle_paths(&l);
+            assert_eq!(root, merkle_root(&l));
+            let one_by_one: Vec<_> = (0..n).map(|i| inclusion_path(&l, i)).collect();
+            assert_eq!(paths, one_by_one, "{n} leaves");
+        }
+        assert_eq!(to_hex(&[0x00, 0x9f, 0xa0, 0xff]), "009fa0ff");
+        assert_eq!(to_hex(&[7; 32]), hex::encode([7; 32]));
     }
 
     #[test]

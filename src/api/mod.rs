@@ -41,9 +41,26 @@ use crate::redis_client::Redis;
 /// per event and handed to every socket as they are.
 pub type Realtime = crate::realtime::Realtime<Utf8Bytes>;
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned by every layer and extractor of every request, so a
+/// clone is one reference count (the services' own clones cost one per field).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind `AppState`.
+pub struct Services {
     pub engine: Engine,
     pub keys: JwtKeys,
     pub realtime: Realtime,
@@ -160,7 +177,7 @@ fn with_observe(routes: Router<AppState>, state: AppState, doc: OpenApi) -> Rout
         .layer(axum::Extension(Arc::new(doc)))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn_with_state(
-            state.metrics,
+            state.metrics.clone(),
             observe::observe,
         ))
 }

@@ -39,7 +39,7 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let ws =
         ws.map_err(|e| ApiError::http(e.status(), "websocket_upgrade_required", e.body_text()))?;
-    let rt = state.realtime;
+    let rt = state.realtime.clone();
     let permit = rt.admit().ok_or_else(|| {
         ApiError::http(
             StatusCode::SERVICE_UNAVAILABLE,

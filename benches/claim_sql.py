@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""PostgreSQL's CPU per claim for claim statements alone: pgbench, no Trove in the loop.
+
+Each SQL file is a version of `sql/claim.sql` (e.g. this one and `git show REV:sql/claim.sql`);
+its parameters are filled from a batch of BATCH claims of random players (of 5,000) built in
+SQL, so pgbench runs exactly that statement, prepared, one batch per transaction. Files run in
+turn (A, B, A, B, ...), each on a fresh 1,000,000-chest zone of one private durable cluster
+set up by TROVE_BIN (`migrate`, a loot table, the chests). CPU is read from /proc for every
+process of the cluster over the middle of each run; claims from the zone's counters.
+
+Usage: benches/claim_sql.py TROVE_BIN SQL_FILE... [--batch 16] [--clients 8] [--seconds 12]
+       [--rounds 3] [--nonces]
+--nonces fills the version-2 arguments (the player's next nonce read from the ledger, client
+seed ""); without it they are NULL (a version-1 epoch's claims, which use no nonce).
+Needs: PostgreSQL's server binaries and pgbench; run as root (the cluster runs as `postgres`).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+from claim_cpu import SECRET, TICK, as_pg, cluster_pids, cpu_ticks, free_port, http, pg_bin, pg_postmaster, psql
+
+PLAYERS = 5000
+
+
+def pgbench_script(sql, batch, nonces):
+    """The claim statement with its $n parameters taken from one batch built in SQL."""
+    sql = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    nonce = ("coalesce((SELECT c.nonce + 1 FROM claims c WHERE c.zone_id = 1 AND c.seed_epoch = 1"
+             " AND c.player = p AND c.nonce IS NOT NULL ORDER BY c.nonce DESC LIMIT 1), 0)"
+             if nonces else "NULL::bigint")
+    args = f"""args AS MATERIALIZED (
+      SELECT array_agg(1) a1, array_agg(1) a2, array_agg(p) a3, array_agg(NULL::text) a4,
+             array_agg((random() * 9e18)::bigint) a5,
+             array_agg('{{"1": [{{"item": "gold", "qty": 3, "rarity": "common"}}]}}'::jsonb) a6,
+             array_agg(gen_random_uuid()) a7, array_agg(NULL::bigint) a8, array_agg({nonce}) a9,
+             array_agg({"''::text" if nonces else "NULL::text"}) a10, array_agg('admin-bench'::text) a11
+      FROM (SELECT ('p' || (random() * {PLAYERS - 1})::int)::text AS p
+            FROM generate_series(1, {batch})) g
+    ),"""
+    for i in range(max(int(n) for n in re.findall(r"\$(\d+)", sql)), 0, -1):
+        sql = sql.replace(f"${i}", f"(SELECT a{i} FROM args)")
+    sql = sql.replace("WITH req AS", "WITH " + args + "\nreq AS", 1)
+    # pgbench reads `:name` as a variable: none are left once the SQL is on one line.
+    return " ".join(sql.split()) + ";\n"
+
+
+def setup(trove, pg, port, db):
+    """A migrated shard with zone 1: 1,000,000 chests of loot table 1, one nonce row a player."""
+    env = dict(os.environ, TROVE_SHARDS=f"postgres://postgres@127.0.0.1:{port}/{db}",
+               TROVE_JWT_SECRET=SECRET, TROVE_RECEIPT_KEY="11" * 32, RUST_LOG="warn",
+               TROVE_LISTEN=f"127.0.0.1:{free_port()}")
+    subprocess.run([f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db], check=True)
+    subprocess.run([trove, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    admin = subprocess.run([trove, "token", "--player", "bench", "--admin"], env=env, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    server = subprocess.Popen([trove, "serve"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://{env['TROVE_LISTEN']}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        http("PUT", f"{base}/v1/loot-tables/starter", admin, {"entries": [
+            {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"}]})
+        http("POST", f"{base}/v1/zones/meadow/chests", admin, {"count": 1, "loot_table": "starter"})
+    finally:
+        server.terminate()
+        server.wait()
+    psql(pg, port, db, f"""INSERT INTO player_nonces (zone_id, player, seed_epoch)
+        SELECT 1, 'p' || g, 1 FROM generate_series(0, {PLAYERS - 1}) g ON CONFLICT DO NOTHING""")
+
+
+def refill(pg, port, db):
+    """Zone 1 back to 1,000,000 unopened chests and no claims."""
+    psql(pg, port, db, """
+        DELETE FROM claims; DELETE FROM chests;
+        INSERT INTO chests (zone_id, chest_id, loot_table_id)
+            SELECT 1, g, 1 FROM generate_series(1, 1000000) g;
+        UPDATE zone_counters SET opened = 0; UPDATE player_nonces SET next_nonce = 0;
+        UPDATE zones SET chest_count = 1000000 WHERE id = 1;
+        VACUUM ANALYZE chests; VACUUM ANALYZE player_nonces""")
+
+
+def opened(pg, port, db):
+    return int(psql(pg, port, db, "SELECT sum(opened) FROM zone_counters WHERE zone_id = 1").strip())
+
+
+def run(pg, port, db, script, clients, seconds, data_dir):
+    bench = subprocess.Popen(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n",
+                              "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
+                              "-f", script, db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    time.sleep(2)  # connected and past the first (custom) plans
+    window = seconds - 4
+    pids = cluster_pids(pg_postmaster(data_dir))
+    c0, t0 = opened(pg, port, db), cpu_ticks(pids)
+    time.sleep(window)
+    t1, c1 = cpu_ticks(pids), opened(pg, port, db)
+    out = bench.communicate()[0]
+    tps = re.search(r"tps = ([0-9.]+)", out)
+    claims = c1 - c0
+    return {"claims_per_s": round(claims / window),
+            "postgres_us": round((t1 - t0) / TICK * 1e6 / max(claims, 1), 1),
+            "statements_per_s": round(float(tps.group(1))) if tps else None,
+            "failed": "aborted" in out}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("trove")
+    ap.add_argument("sql", nargs="+")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--nonces", action="store_true")
+    args = ap.parse_args()
+    pg = pg_bin()
+    root = tempfile.mkdtemp(prefix="trove-claim-sql-")
+    os.chmod(root, 0o777)
+    data_dir, port, db = f"{root}/pg", free_port(), "claims"
+    as_pg([f"{pg}/initdb", "-D", data_dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+    as_pg([f"{pg}/pg_ctl", "start", "-D", data_dir, "-l", f"{root}/pg.log", "-w", "-o",
+           f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"])
+    try:
+        setup(args.trove, pg, port, db)
+        scripts = []
+        for i, path in enumerate(args.sql):
+            script = f"{root}/claim{i}.sql"
+            with open(path) as f, open(script, "w") as out:
+                out.write(pgbench_script(f.read(), args.batch, args.nonces))
+            scripts.append((path, script))
+        print(f"batch {args.batch}, {args.clients} clients, nonces {'on' if args.nonces else 'off'}")
+        print("statement | round | claims/s | statements/s | PostgreSQL µs/claim")
+        for r in range(args.rounds):
+            for path, script in scripts:
+                refill(pg, port, db)
+                res = run(pg, port, db, script, args.clients, args.seconds, data_dir)
+                note = " (pgbench aborted)" if res["failed"] else ""
+                print(f"{path} | {r} | {res['claims_per_s']} | {res['statements_per_s']} | "
+                      f"{res['postgres_us']}{note}", flush=True)
+    finally:
+        as_pg([f"{pg}/pg_ctl", "stop", "-D", data_dir, "-m", "fast"])
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
