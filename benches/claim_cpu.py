@@ -92,6 +92,22 @@ def top_statements(pg, port):
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8""")
 
 
+def start_trove(binary, env):
+    """Migrates, starts `trove serve` and waits for it: (process, base URL, admin token)."""
+    subprocess.run([binary, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    admin = subprocess.run([binary, "token", "--player", "bench", "--admin"], env=env,
+                           check=True, capture_output=True, text=True).stdout.strip()
+    trove = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://{env['TROVE_LISTEN']}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return trove, base, admin
+
+
 def run_once(binary, pg, port, run, duration, profile=None, statements=False):
     dbs = [f"bench_{run}_{i}" for i in range(2)]
     for db in dbs:
@@ -105,17 +121,7 @@ def run_once(binary, pg, port, run, duration, profile=None, statements=False):
     })
     listen = f"127.0.0.1:{free_port()}"
     env["TROVE_LISTEN"] = listen
-    subprocess.run([binary, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    admin = subprocess.run([binary, "token", "--player", "bench", "--admin"], env=env,
-                           check=True, capture_output=True, text=True).stdout.strip()
-    trove = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL)
-    base = f"http://{listen}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    trove, base, admin = start_trove(binary, env)
     http("PUT", f"{base}/v1/loot-tables/starter", admin, {"entries": [
         {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"},
         {"item": "gem", "weight": 30, "min_qty": 1, "max_qty": 2, "rarity": "rare"}]})

@@ -22,9 +22,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 
-from claim_cpu import SECRET, TICK, as_pg, cluster_pids, cpu_ticks, free_port, http, pg_bin, pg_postmaster, psql
+from claim_cpu import (SECRET, TICK, as_pg, cluster_pids, cpu_ticks, free_port, http, pg_bin,
+                       pg_postmaster, psql, start_trove)
 
 PLAYERS = 5000
 
@@ -57,18 +57,8 @@ def setup(trove, pg, port, db):
                TROVE_JWT_SECRET=SECRET, TROVE_RECEIPT_KEY="11" * 32, RUST_LOG="warn",
                TROVE_LISTEN=f"127.0.0.1:{free_port()}")
     subprocess.run([f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db], check=True)
-    subprocess.run([trove, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    admin = subprocess.run([trove, "token", "--player", "bench", "--admin"], env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
-    server = subprocess.Popen([trove, "serve"], env=env, stdout=subprocess.DEVNULL)
-    base = f"http://{env['TROVE_LISTEN']}"
+    server, base, admin = start_trove(trove, env)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         http("PUT", f"{base}/v1/loot-tables/starter", admin, {"entries": [
             {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"}]})
         http("POST", f"{base}/v1/zones/meadow/chests", admin, {"count": 1, "loot_table": "starter"})
