@@ -15,7 +15,7 @@
 -- One row per claim, `idx` its 1-based place in the arrays, with its status:
 -- opened | replayed | exhausted | already_opened | not_found | stale | nonce | retry |
 -- collided | moving. `nonce`: the draw used another nonce or client seed than the player's
--- row says (`next_nonce`, `next_client_seed`; NULL: the player has no row yet): draw again.
+-- next (`next_nonce`, `next_client_seed`): draw again with those.
 WITH req AS MATERIALIZED (
     SELECT *
     FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[], $5::bigint[],
@@ -48,20 +48,21 @@ fence AS MATERIALIZED (
     CROSS JOIN LATERAL trove_zone_fence(f.zone_id) AS s
     WHERE (SELECT count(*) FROM key_lock) >= 0
 ),
--- Version-2 claims: the player's nonce row, locked once the key locks are held. SKIP LOCKED:
--- a row another claim of the player holds is skipped (that claim goes again, `collided`), so
--- a batch never waits here; a row lock reads the row's latest committed version, whatever
--- this statement's snapshot. A row of an older epoch counts from 0 in the claim's.
+-- Version-2 claims: what the player's next claim draws with, read once the key locks are
+-- held: the nonce after their last in the epoch (by the claims_nonce index, backwards; 0 when
+-- none) and their client seed ("" when none is set). Nothing is locked or written here: the
+-- unique index keeps a nonce from being used twice (a claim of the same player committed by
+-- another instance after this statement's snapshot makes the insert fail, and the batch runs
+-- again), and a claim is only written with the next nonce, so the counter stays gapless.
 nonce_row AS MATERIALIZED (
-    SELECT r.idx, n.next, n.client_seed
+    SELECT r.idx,
+           coalesce((SELECT c.nonce + 1 FROM claims c
+                     WHERE c.zone_id = r.zone_id AND c.seed_epoch = r.epoch
+                       AND c.player = r.player AND c.nonce IS NOT NULL
+                     ORDER BY c.nonce DESC LIMIT 1), 0) AS next,
+           coalesce((SELECT p.client_seed FROM player_nonces p
+                     WHERE p.zone_id = r.zone_id AND p.player = r.player), '') AS client_seed
     FROM req r
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN p.seed_epoch = r.epoch THEN p.next_nonce ELSE 0 END AS next,
-               p.client_seed
-        FROM player_nonces p
-        WHERE p.zone_id = r.zone_id AND p.player = r.player
-        FOR UPDATE SKIP LOCKED
-    ) AS n
     WHERE r.nonce IS NOT NULL AND (SELECT count(*) FROM key_lock) >= 0
 ),
 -- The claims whose draw used the player's next nonce and client seed; of one player's claims
@@ -176,17 +177,14 @@ ins AS (
     -- newer spawn yet (status retry).
     WHERE r.loot ? t.loot_table_id::text
     -- A racing retry with the same key: only one inserts; the other opens nothing (retry).
+    -- The same nonce from another instance's claim of the player (this statement's snapshot
+    -- predates it): the unique claims_nonce index waits for that claim and, if it commits,
+    -- fails the statement, which the engine runs again (now `nonce`). That is the one wait
+    -- a batch can have on another, only between instances claiming for one player at once;
+    -- a cycle of such waits is a deadlock PostgreSQL breaks, and the batch runs again too.
     ON CONFLICT (zone_id, player, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING zone_id, claim_id, chest_id, player, seed_epoch, loot, opened_at, loot_table_id,
               nonce, client_seed, authorised_by
-),
-bumped AS (
-    -- The nonce is consumed with the ledger row, in its transaction: a claim that opens
-    -- nothing or fails consumes none. (One claim per player and batch gets here.)
-    UPDATE player_nonces p SET next_nonce = i.nonce + 1, seed_epoch = i.seed_epoch
-    FROM ins i
-    WHERE i.nonce IS NOT NULL AND p.zone_id = i.zone_id AND p.player = i.player
-    RETURNING 1
 ),
 opened AS (
     -- Opened chests leave `chests`: the unopened set stays exactly the primary-key index.
@@ -225,14 +223,9 @@ SELECT
         WHEN NOT EXISTS (SELECT 1 FROM zone z WHERE z.idx = r.idx) THEN 'stale'
         WHEN r.nonce IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nonce_ok o WHERE o.idx = r.idx)
             THEN CASE
-                WHEN nr.idx IS NOT NULL AND (nr.next <> r.nonce OR nr.client_seed <> r.client_seed)
-                    THEN 'nonce'
-                -- Behind another claim of the player: in this batch, or in flight elsewhere.
-                WHEN nr.idx IS NOT NULL THEN 'collided'
-                WHEN EXISTS (
-                    SELECT 1 FROM player_nonces p WHERE p.zone_id = r.zone_id AND p.player = r.player
-                ) THEN 'collided'
-                ELSE 'nonce'
+                WHEN nr.next <> r.nonce OR nr.client_seed <> r.client_seed THEN 'nonce'
+                -- Behind another claim of the player in this batch.
+                ELSE 'collided'
             END
         WHEN EXISTS (SELECT 1 FROM twin t WHERE t.idx = r.idx) THEN 'collided'
         WHEN EXISTS (SELECT 1 FROM taken t WHERE t.idx = r.idx) THEN 'retry'

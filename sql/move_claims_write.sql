@@ -2,8 +2,7 @@
 -- to its tails), with their idempotency keys (a retry from before the move replays), and
 -- removes their chests from the copy's unopened set (copied while still unopened). Returns
 -- how many rows it inserted and how many chests it removed (the move's running count).
--- Then the nonce rows of the batch's players ($13.., read from the source after the batch):
--- their counters moved on with these claims.
+-- (Their nonces come with them: a player's next nonce is the ledger's, migrations/0009.)
 WITH ins AS (
     INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot,
                         opened_at, idempotency_key, nonce, client_seed, authorised_by, copied)
@@ -15,16 +14,6 @@ WITH ins AS (
          AS c (chest_id, claim_id, player, seed_epoch, loot_table_id, loot, opened_at,
                idempotency_key, nonce, client_seed, authorised_by)
     ON CONFLICT DO NOTHING
-    RETURNING 1
-),
-nonces AS (
-    INSERT INTO player_nonces AS p (zone_id, player, seed_epoch, next_nonce, client_seed)
-    SELECT $1, n.player, n.seed_epoch, n.next_nonce, n.client_seed
-    FROM unnest($13::text[], $14::integer[], $15::bigint[], $16::text[])
-         AS n (player, seed_epoch, next_nonce, client_seed)
-    ON CONFLICT (zone_id, player) DO UPDATE
-        SET seed_epoch = excluded.seed_epoch, next_nonce = excluded.next_nonce,
-            client_seed = excluded.client_seed
     RETURNING 1
 ),
 gone AS (

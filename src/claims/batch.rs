@@ -53,9 +53,8 @@ pub enum ClaimStatus {
     NotFound,
     /// The seed epoch moved on (a reveal): reload the zone and draw again.
     Stale,
-    /// The draw's nonce or client seed is not the player's next (the row's, if it has one):
-    /// draw again with those.
-    Nonce { next: Option<(i64, String)> },
+    /// The draw's nonce or client seed is not the player's next: draw again with these.
+    Nonce { next: i64, client_seed: String },
     /// The key's insert lost to a racing retry, or no loot was rolled for the chest's table.
     Retry,
     /// Another claim of the same batch took the chest or has the same key: go again.
@@ -73,8 +72,9 @@ enum Decoded {
     Status(ClaimStatus),
 }
 
-/// Times a batch that lost a deadlock is run again before its claims fail.
-const DEADLOCK_RETRIES: usize = 3;
+/// Times a batch is run again after a deadlock, or after another instance's claim took a
+/// nonce this batch drew with, before its claims fail.
+const RERUNS: usize = 3;
 
 /// How a shard batches claims (`TROVE_CLAIM_BATCH_MAX`, `TROVE_CLAIM_CONCURRENCY`).
 #[derive(Debug, Clone, Copy)]
@@ -219,12 +219,17 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
         Ok::<_, Error>(rows)
     };
     let mut rows = run().await;
-    // A deadlock is only possible when every counter slot of two zones is held at once (the
-    // statement then waits for one); PostgreSQL aborts one side and the whole statement rolled
-    // back, so running it again is safe.
-    for _ in 0..DEADLOCK_RETRIES {
+    // The statement rolled back as a whole, so running it again is safe. A deadlock needs
+    // every counter slot of two zones held at once (the statement then waits for one), or
+    // two instances claiming for the same players at once; a nonce taken by another
+    // instance's claim is seen by the next run's snapshot (and answered `nonce`).
+    for _ in 0..RERUNS {
         match &rows {
-            Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("40P01") => {
+            Ok(Err(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some("40P01")
+                    || (e.code().as_deref() == Some("23505")
+                        && e.constraint() == Some("claims_nonce")) =>
+            {
                 rows = run().await;
             }
             _ => break,
@@ -281,9 +286,12 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
                     "already_opened" => Ok(Decoded::Status(ClaimStatus::AlreadyOpened)),
                     "not_found" => Ok(Decoded::Status(ClaimStatus::NotFound)),
                     "stale" => Ok(Decoded::Status(ClaimStatus::Stale)),
-                    "nonce" => Ok(Decoded::Status(ClaimStatus::Nonce {
-                        next: row.next_nonce.zip(row.next_client_seed.clone()),
-                    })),
+                    "nonce" => match (row.next_nonce, row.next_client_seed.clone()) {
+                        (Some(next), Some(client_seed)) => {
+                            Ok(Decoded::Status(ClaimStatus::Nonce { next, client_seed }))
+                        }
+                        _ => Err(Error::Internal("a nonce answer without the next".into())),
+                    },
                     "retry" => Ok(Decoded::Status(ClaimStatus::Retry)),
                     "collided" => Ok(Decoded::Status(ClaimStatus::Collided)),
                     "moving" => Ok(Decoded::Status(ClaimStatus::Moving)),

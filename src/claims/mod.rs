@@ -96,8 +96,8 @@ const MOVING_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 /// colliding claims (and a key's twin replays once its first claim committed).
 const MAX_COLLISIONS: usize = 1000;
 /// Redraws after the claim statement said the player's nonce or client seed moved on (each
-/// answer carries the row's values, so one is the rule; more only under a race with another
-/// claim of the same player).
+/// answer carries the next values, so one is the rule; more only under a race with another
+/// instance's claims of the same player).
 const MAX_NONCE_REDRAWS: usize = 64;
 
 impl Engine {
@@ -139,16 +139,16 @@ impl Engine {
             let info = self.zone_info(zone, reload).await?;
             let shard = info.shard;
             let claim_id = Uuid::now_v7();
-            // Version 2: the player's next nonce and client seed; version 1: the claim id.
+            // Version 2: the player's next nonce and client seed; version 1: the claim id. A
+            // player this instance has not seen in the zone is guessed new (nonce 0, no seed):
+            // a wrong guess costs one `nonce` answer, a right one the round trip of a read.
             let next = match info.draw_version {
                 1 => None,
-                _ => Some(match self.nonces.get(info.id, player, info.epoch) {
-                    Some(next) => next,
-                    None => {
-                        let on = &self.shards.all()[shard];
-                        self.nonces.load(on, info.id, player, info.epoch).await?
-                    }
-                }),
+                _ => Some(
+                    self.nonces
+                        .get(info.id, player, info.epoch)
+                        .unwrap_or_else(|| Next::first(info.epoch)),
+                ),
             };
             let nonce = match &next {
                 Some(n) => Nonce::Counter {
@@ -242,29 +242,21 @@ impl Engine {
                     reload = true;
                     continue;
                 }
-                ClaimStatus::Nonce { next } => {
-                    // Another instance's claim or a new client seed moved the player on: draw
-                    // again with the row's values (read, or made, when it has none yet).
+                ClaimStatus::Nonce { next, client_seed } => {
+                    // Not the player's next (a first guess, another instance's claim, a new
+                    // client seed): draw again with what the statement read.
                     redraws += 1;
                     if redraws > MAX_NONCE_REDRAWS {
                         return Err(Error::Internal(format!(
                             "the nonce of {player:?} in zone {zone:?} kept moving"
                         )));
                     }
-                    match next {
-                        Some((nonce, client_seed)) => {
-                            let next = Next {
-                                epoch: info.epoch,
-                                nonce,
-                                client_seed,
-                            };
-                            self.nonces.put(info.id, player, next);
-                        }
-                        None => {
-                            let on = &self.shards.all()[shard];
-                            self.nonces.load(on, info.id, player, info.epoch).await?;
-                        }
-                    }
+                    let next = Next {
+                        epoch: info.epoch,
+                        nonce: next,
+                        client_seed,
+                    };
+                    self.nonces.put(info.id, player, next);
                     continue;
                 }
                 ClaimStatus::Stale | ClaimStatus::Collided => {}

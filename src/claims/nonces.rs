@@ -2,10 +2,10 @@
 //!
 //! The draw is made in Rust before the claim statement runs, so the engine must know the
 //! player's next nonce beforehand. It keeps what the last statement said per (zone id,
-//! player); the statement checks it against the player's row and answers `nonce` with the
-//! row's values when another instance (or a client-seed change) moved it on, and the claim
-//! draws again. A miss reads (and if need be makes) the row first: one extra round trip for
-//! a player's first claim in a zone on this instance.
+//! player); the statement checks it against the ledger (the nonce after the player's last)
+//! and the player's client seed, and answers `nonce` with those when another instance (or a
+//! client-seed change) moved the player on, and the claim draws again. A player not in the
+//! cache is taken to be new: nonce 0, no client seed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::names::{validate_client_seed, validate_player_id, validate_zone_name};
-use crate::shards::Shard;
 
 /// The player's position in a zone: next nonce in `epoch`, and the client seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +25,15 @@ pub struct Next {
 }
 
 impl Next {
+    /// A player's first claim in an epoch, with no client seed set.
+    pub fn first(epoch: i32) -> Next {
+        Next {
+            epoch,
+            nonce: 0,
+            client_seed: String::new(),
+        }
+    }
+
     /// The same position seen from `epoch`: a new epoch counts from 0, the seed stays.
     pub fn in_epoch(self, epoch: i32) -> Next {
         match self.epoch == epoch {
@@ -63,27 +71,6 @@ impl NonceCache {
             map.clear();
         }
         map.insert((zone_id, player.to_owned()), next);
-    }
-
-    /// Reads the player's row on the zone's shard, making it if missing, and caches it.
-    pub async fn load(
-        &self,
-        shard: &Arc<Shard>,
-        zone_id: i32,
-        player: &str,
-        epoch: i32,
-    ) -> Result<Next> {
-        let row = sqlx::query_file!("sql/player_nonce_ensure.sql", zone_id, player, epoch)
-            .fetch_one(&mut *shard.acquire().await?)
-            .await
-            .map_err(|e| shard.db_error(e))?;
-        let next = Next {
-            epoch,
-            nonce: row.next,
-            client_seed: row.client_seed,
-        };
-        self.put(zone_id, player, next.clone());
-        Ok(next)
     }
 }
 
@@ -200,16 +187,15 @@ impl Engine {
         let info = self.zone_info(zone, true).await?;
         let shard = &self.shards.all()[info.shard];
         let row = sqlx::query_file!("sql/client_seed_get.sql", info.id, player, info.epoch)
-            .fetch_optional(&mut *shard.acquire().await?)
+            .fetch_one(&mut *shard.acquire().await?)
             .await
             .map_err(|e| shard.db_error(e))?;
-        let (client_seed, next_nonce) = row.map(|r| (r.client_seed, r.next)).unwrap_or_default();
         Ok(ClientSeed {
             zone: zone.to_owned(),
             player: player.to_owned(),
-            client_seed,
+            client_seed: row.client_seed,
             seed_epoch: info.epoch,
-            next_nonce,
+            next_nonce: row.next,
         })
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::nonces::NonceColumns;
 use super::Mover;
 use crate::error::{Error, Result};
 use crate::ledger::Cursor;
@@ -300,19 +299,6 @@ impl Mover<'_> {
             self.sync_tables(source, target, copy.source_id).await?;
         }
         let mut cols = LedgerColumns::default();
-        let mut players: Vec<String> = batch.iter().map(|r| r.player.clone()).collect();
-        players.sort_unstable();
-        players.dedup();
-        // Read after the batch: the counters include its claims (and maybe later ones, which
-        // a later pass copies; the target serves only once the last pass is in).
-        let counters = sqlx::query_file!("sql/move_nonces_of.sql", copy.source_id, &players)
-            .fetch_all(&source.pool()?)
-            .await
-            .map_err(|e| source.db_error(e))?;
-        let mut rows = NonceColumns::default();
-        for n in counters {
-            rows.push(n.player, n.seed_epoch, n.next_nonce, n.client_seed);
-        }
         for r in batch {
             cols.tables.push(self.table(r.loot_table_id)?);
             cols.chests.push(r.chest_id);
@@ -339,11 +325,7 @@ impl Mover<'_> {
             &cols.keys as &[Option<String>],
             &cols.nonces as &[Option<i64>],
             &cols.client_seeds as &[Option<String>],
-            &cols.authorisers as &[Option<String>],
-            &rows.players,
-            &rows.epochs,
-            &rows.next,
-            &rows.client_seeds
+            &cols.authorisers as &[Option<String>]
         )
         .fetch_one(&self.copy_pool(target.index)?)
         .await

@@ -1,7 +1,6 @@
-//! Copying a zone's nonce rows (each player's next nonce and client seed). Unlike chests and
-//! the ledger they change in place: the first pass copies them all, each batch of ledger rows
-//! brings its players' rows (their counters moved on with those claims), and each later pass
-//! the rows whose client seed was set since the previous pass began.
+//! Copying a zone's client-seed rows. Unlike chests and the ledger they change in place: the
+//! first pass copies them all, each later pass the rows whose client seed was set since the
+//! previous pass began. (Nonces are the ledger's and move with its rows: migrations/0009.)
 
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use crate::error::Result;
 use crate::shards::Shard;
 
 impl Mover<'_> {
-    /// Every nonce row of the zone (the first pass), in pages by player.
+    /// Every client-seed row of the zone (the first pass), in pages by player.
     pub(super) async fn copy_all_nonces(
         &mut self,
         source: &Arc<Shard>,
@@ -35,13 +34,13 @@ impl Mover<'_> {
             after = last.player.clone();
             let mut rows = NonceColumns::default();
             for n in page {
-                rows.push(n.player, n.seed_epoch, n.next_nonce, n.client_seed);
+                rows.push(n.player, n.client_seed);
             }
             self.write_nonces(target, copy, rows).await?;
         }
     }
 
-    /// The nonce rows whose client seed a transaction at or after `xid` set.
+    /// The rows whose client seed a transaction at or after `xid` set.
     pub(super) async fn copy_nonces_set_since(
         &mut self,
         source: &Arc<Shard>,
@@ -67,7 +66,7 @@ impl Mover<'_> {
             (at, after) = (last.seed_set_xid, last.player.clone());
             let mut rows = NonceColumns::default();
             for n in page {
-                rows.push(n.player, n.seed_epoch, n.next_nonce, n.client_seed);
+                rows.push(n.player, n.client_seed);
             }
             self.write_nonces(target, copy, rows).await?;
         }
@@ -83,8 +82,6 @@ impl Mover<'_> {
             "sql/move_nonces_write.sql",
             copy.target_id,
             &rows.players,
-            &rows.epochs,
-            &rows.next,
             &rows.client_seeds
         )
         .execute(&self.copy_pool(target.index)?)
@@ -96,20 +93,16 @@ impl Mover<'_> {
     }
 }
 
-/// Players' nonce rows as a move copies them.
+/// Players' client-seed rows as a move copies them.
 #[derive(Default)]
-pub(super) struct NonceColumns {
-    pub(super) players: Vec<String>,
-    pub(super) epochs: Vec<i32>,
-    pub(super) next: Vec<i64>,
-    pub(super) client_seeds: Vec<String>,
+struct NonceColumns {
+    players: Vec<String>,
+    client_seeds: Vec<String>,
 }
 
 impl NonceColumns {
-    pub(super) fn push(&mut self, player: String, epoch: i32, next: i64, client_seed: String) {
+    fn push(&mut self, player: String, client_seed: String) {
         self.players.push(player);
-        self.epochs.push(epoch);
-        self.next.push(next);
         self.client_seeds.push(client_seed);
     }
 }

@@ -437,8 +437,10 @@ async fn the_claim_statement_never_scans_a_table() {
          INSERT INTO chests SELECT id, g, 1 FROM zones, generate_series(11, 20) g;
          INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, idempotency_key)
              SELECT id, g, gen_random_uuid(), 'p' || g, 1, 1, '[]', 'k' || g FROM zones, generate_series(1, 10) g;
-         INSERT INTO player_nonces (zone_id, player, seed_epoch, next_nonce)
-             SELECT id, 'p' || g, 1, 1 FROM zones, generate_series(1, 10) g;
+         INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot, nonce)
+             SELECT id, 10 + g, gen_random_uuid(), 'p' || g, 1, 1, '[]', 0 FROM zones, generate_series(1, 10) g;
+         INSERT INTO player_nonces (zone_id, player, client_seed)
+             SELECT id, 'p' || g, 's' || g FROM zones, generate_series(1, 10) g;
          ANALYZE;",
     )
     .execute(&mut db)
@@ -475,11 +477,12 @@ async fn the_claim_statement_never_scans_a_table() {
             plan.contains("Index Scan using chests_pkey"),
             "{mode}:\n{plan}"
         );
-        // The player's nonce row, by its key.
+        // The player's client seed by its key, and their last nonce by the nonce index.
         assert!(
             plan.contains("Index Scan using player_nonces_pkey"),
             "{mode}:\n{plan}"
         );
+        assert!(plan.contains("using claims_nonce"), "{mode}:\n{plan}");
     }
 }
 
