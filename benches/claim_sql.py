@@ -11,7 +11,9 @@ process of the cluster over the middle of each run; claims from the zone's count
 Usage: benches/claim_sql.py TROVE_BIN SQL_FILE... [--batch 16] [--clients 8] [--seconds 12]
        [--rounds 3] [--nonces]
 --nonces fills the version-2 arguments (the player's next nonce read from the ledger, client
-seed ""); without it they are NULL (a version-1 epoch's claims, which use no nonce).
+seed ""); without it they are NULL (a version-1 epoch's claims, which use no nonce). Every file
+must run on TROVE_BIN's schema (63dd543's statement does; those of 0007-0008 need their
+player_nonces columns, gone since 0009).
 Needs: PostgreSQL's server binaries and pgbench; run as root (the cluster runs as `postgres`).
 """
 
@@ -29,8 +31,11 @@ from claim_cpu import (SECRET, TICK, as_pg, cluster_pids, cpu_ticks, free_port, 
 PLAYERS = 5000
 
 
-def pgbench_script(sql, batch, nonces):
-    """The claim statement with its $n parameters taken from one batch built in SQL."""
+def pgbench_script(sql, batch, nonces, clients):
+    """The claim statement with its $n parameters taken from one batch built in SQL. Each
+    client claims for players of its own (as Trove takes one claim of a player at a time),
+    so no two clients race for one player's nonce."""
+    share = PLAYERS // clients
     sql = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
     nonce = ("coalesce((SELECT c.nonce + 1 FROM claims c WHERE c.zone_id = 1 AND c.seed_epoch = 1"
              " AND c.player = p AND c.nonce IS NOT NULL ORDER BY c.nonce DESC LIMIT 1), 0)"
@@ -41,18 +46,18 @@ def pgbench_script(sql, batch, nonces):
              array_agg('{{"1": [{{"item": "gold", "qty": 3, "rarity": "common"}}]}}'::jsonb) a6,
              array_agg(gen_random_uuid()) a7, array_agg(NULL::bigint) a8, array_agg({nonce}) a9,
              array_agg({"''::text" if nonces else "NULL::text"}) a10, array_agg('admin-bench'::text) a11
-      FROM (SELECT ('p' || (random() * {PLAYERS - 1})::int)::text AS p
+      FROM (SELECT ('p' || (:client_id * {share} + (random() * {share - 1})::int))::text AS p
             FROM generate_series(1, {batch})) g
     ),"""
     for i in range(max(int(n) for n in re.findall(r"\$(\d+)", sql)), 0, -1):
         sql = sql.replace(f"${i}", f"(SELECT a{i} FROM args)")
     sql = sql.replace("WITH req AS", "WITH " + args + "\nreq AS", 1)
-    # pgbench reads `:name` as a variable: none are left once the SQL is on one line.
+    # pgbench reads `:name` as a variable: only `:client_id` is meant as one.
     return " ".join(sql.split()) + ";\n"
 
 
 def setup(trove, pg, port, db):
-    """A migrated shard with zone 1: 1,000,000 chests of loot table 1, one nonce row a player."""
+    """A migrated shard with zone 1 (chests come from `refill`) and a ledger's statistics."""
     env = dict(os.environ, TROVE_SHARDS=f"postgres://postgres@127.0.0.1:{port}/{db}",
                TROVE_JWT_SECRET=SECRET, TROVE_RECEIPT_KEY="11" * 32, RUST_LOG="warn",
                TROVE_LISTEN=f"127.0.0.1:{free_port()}")
@@ -65,8 +70,6 @@ def setup(trove, pg, port, db):
     finally:
         server.terminate()
         server.wait()
-    psql(pg, port, db, f"""INSERT INTO player_nonces (zone_id, player, seed_epoch)
-        SELECT 1, 'p' || g, 1 FROM generate_series(0, {PLAYERS - 1}) g ON CONFLICT DO NOTHING""")
     # Statistics of a ledger in use (kept when `refill` empties it), so the generic plans
     # pgbench's prepared statements settle on are the ones of a busy shard, not an empty one.
     psql(pg, port, db, f"""INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch,
@@ -82,10 +85,9 @@ def refill(pg, port, db):
         DELETE FROM claims; DELETE FROM chests;
         INSERT INTO chests (zone_id, chest_id, loot_table_id)
             SELECT 1, g, 1 FROM generate_series(1, 1000000) g;
-        UPDATE zone_counters SET opened = 0; UPDATE player_nonces SET next_nonce = 0;
+        UPDATE zone_counters SET opened = 0;
         UPDATE zones SET chest_count = 1000000 WHERE id = 1""")
-    for table in ("chests", "player_nonces"):
-        psql(pg, port, db, f"VACUUM ANALYZE {table}")
+    psql(pg, port, db, "VACUUM ANALYZE chests")
 
 
 def opened(pg, port, db):
@@ -135,7 +137,7 @@ def main():
         for i, path in enumerate(args.sql):
             script = f"{root}/claim{i}.sql"
             with open(path) as f, open(script, "w") as out:
-                out.write(pgbench_script(f.read(), args.batch, args.nonces))
+                out.write(pgbench_script(f.read(), args.batch, args.nonces, args.clients))
             scripts.append((path, script))
         print(f"batch {args.batch}, {args.clients} clients, nonces {'on' if args.nonces else 'off'}")
         print("statement | round | claims/s | statements/s | PostgreSQL µs/claim")
