@@ -9,7 +9,11 @@ set up by TROVE_BIN (`migrate`, a loot table, the chests). CPU is read from /pro
 process of the cluster over the middle of each run; claims from the zone's counters.
 
 Usage: benches/claim_sql.py TROVE_BIN SQL_FILE... [--batch 16] [--clients 8] [--seconds 12]
-       [--rounds 3] [--nonces]
+       [--rounds 3] [--nonces] [--callgrind]
+--callgrind: instead of pgbench, count PostgreSQL's instructions per claim under valgrind
+(one single-user backend runs the statement prepared, 20 and then 80 times; the difference
+divided by the claims it opened leaves start-up out). The count does not move with the host's
+load, so it shows steps of a few per cent that CPU time cannot.
 --nonces fills the version-2 arguments (the player's next nonce read from the ledger, client
 seed ""); without it they are NULL (a version-1 epoch's claims, which use no nonce). Every file
 must run on TROVE_BIN's schema (63dd543's statement does; those of 0007-0008 need their
@@ -114,6 +118,37 @@ def run(pg, port, db, script, clients, seconds, data_dir):
             "failed": "aborted" in out}
 
 
+def instructions(pg, port, db, sql, batch, data_dir):
+    """Instructions per opened claim of one statement version, by callgrind (see --callgrind)."""
+    script = pgbench_script(sql, batch, True, 1).replace(":client_id", "0").strip().rstrip(";")
+    counts = []
+    for n in (20, 80):
+        refill(pg, port, db)
+        before = opened(pg, port, db)
+        as_pg([f"{pg}/pg_ctl", "stop", "-D", data_dir, "-m", "fast"])
+        out = f"{data_dir}/../callgrind.out"
+        with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
+            f.write(f"SELECT setseed(0.5);\nPREPARE claim AS {script};\n" + "EXECUTE claim;\n" * n)
+            f.flush()
+            os.chmod(f.name, 0o644)
+            with open(f.name) as stdin:
+                subprocess.run(["runuser", "-u", "postgres", "--", "valgrind", "--tool=callgrind",
+                                f"--callgrind-out-file={out}", f"{pg}/postgres", "--single",
+                                "-D", data_dir, db], stdin=stdin, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start(pg, port, data_dir)
+        with open(out) as f:
+            total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+        counts.append((total, opened(pg, port, db) - before))
+    (ir0, c0), (ir1, c1) = counts
+    return round((ir1 - ir0) / max(c1 - c0, 1))
+
+
+def start(pg, port, data_dir):
+    as_pg([f"{pg}/pg_ctl", "start", "-D", data_dir, "-l", f"{data_dir}/../pg.log", "-w", "-o",
+           f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("trove")
@@ -123,16 +158,24 @@ def main():
     ap.add_argument("--seconds", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--nonces", action="store_true")
+    ap.add_argument("--callgrind", action="store_true")
     args = ap.parse_args()
     pg = pg_bin()
     root = tempfile.mkdtemp(prefix="trove-claim-sql-")
     os.chmod(root, 0o777)
     data_dir, port, db = f"{root}/pg", free_port(), "claims"
     as_pg([f"{pg}/initdb", "-D", data_dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
-    as_pg([f"{pg}/pg_ctl", "start", "-D", data_dir, "-l", f"{root}/pg.log", "-w", "-o",
-           f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"])
+    start(pg, port, data_dir)
     try:
         setup(args.trove, pg, port, db)
+        if args.callgrind:
+            print(f"batch {args.batch}, one single-user backend under callgrind")
+            print("statement | PostgreSQL instructions/claim")
+            for path in args.sql:
+                with open(path) as f:
+                    print(f"{path} | {instructions(pg, port, db, f.read(), args.batch, data_dir)}",
+                          flush=True)
+            return
         scripts = []
         for i, path in enumerate(args.sql):
             script = f"{root}/claim{i}.sql"
