@@ -40,7 +40,7 @@ pub struct Config {
     pub seed_key: Option<String>,
 
     /// Earlier seed keys (hex, comma-separated), still opening the seeds they sealed until
-    /// `trove seeds reseal` seals them under TROVE_SEED_KEY.
+    /// `trove seal-seeds` seals them under TROVE_SEED_KEY.
     #[arg(
         long,
         env = "TROVE_SEED_OLD_KEYS",

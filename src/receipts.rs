@@ -227,12 +227,17 @@ pub fn root_from_path(leaf: Hash, index: usize, count: usize, path: &[Hash]) -> 
 
 /// What the server signs for a batch: the domain, the key id, the root and the leaf count.
 pub fn batch_message(key_id: &str, root: &Hash, count: usize) -> Vec<u8> {
-    let mut m = Vec::with_capacity(BATCH_DOMAIN.len() + key_id.len() + 42);
-    m.extend_from_slice(BATCH_DOMAIN);
+    signed_message(BATCH_DOMAIN, key_id, root, count)
+}
+
+/// domain ‖ 0x00 ‖ key id ‖ 0x00 ‖ hash ‖ count (u64, big-endian): every signed message.
+fn signed_message(domain: &[u8], key_id: &str, hash: &Hash, count: usize) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len() + key_id.len() + 42);
+    m.extend_from_slice(domain);
     m.push(0);
     m.extend_from_slice(key_id.as_bytes());
     m.push(0);
-    m.extend_from_slice(root);
+    m.extend_from_slice(hash);
     m.extend_from_slice(&(count as u64).to_be_bytes());
     m
 }
@@ -270,14 +275,7 @@ impl TranscriptDigest {
 
 /// What the server signs for a transcript: the domain, the key id, the digest and the count.
 pub fn transcript_message(key_id: &str, digest: &Hash, count: usize) -> Vec<u8> {
-    let mut m = Vec::with_capacity(TRANSCRIPT_DOMAIN.len() + key_id.len() + 42);
-    m.extend_from_slice(TRANSCRIPT_DOMAIN);
-    m.push(0);
-    m.extend_from_slice(key_id.as_bytes());
-    m.push(0);
-    m.extend_from_slice(digest);
-    m.extend_from_slice(&(count as u64).to_be_bytes());
-    m
+    signed_message(TRANSCRIPT_DOMAIN, key_id, digest, count)
 }
 
 /// Checks a transcript's signature (hex) over its digest and count.

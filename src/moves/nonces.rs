@@ -32,10 +32,7 @@ impl Mover<'_> {
                 return Ok(());
             };
             after = last.player.clone();
-            let mut rows = NonceColumns::default();
-            for n in page {
-                rows.push(n.player, n.client_seed);
-            }
+            let rows = page.into_iter().map(|n| (n.player, n.client_seed)).unzip();
             self.write_nonces(target, copy, rows).await?;
         }
     }
@@ -64,10 +61,7 @@ impl Mover<'_> {
                 return Ok(());
             };
             (at, after) = (last.seed_set_xid, last.player.clone());
-            let mut rows = NonceColumns::default();
-            for n in page {
-                rows.push(n.player, n.client_seed);
-            }
+            let rows = page.into_iter().map(|n| (n.player, n.client_seed)).unzip();
             self.write_nonces(target, copy, rows).await?;
         }
     }
@@ -76,13 +70,13 @@ impl Mover<'_> {
         &mut self,
         target: &Arc<Shard>,
         copy: &Copy,
-        rows: NonceColumns,
+        (players, client_seeds): (Vec<String>, Vec<String>),
     ) -> Result<()> {
         sqlx::query_file!(
             "sql/move_nonces_write.sql",
             copy.target_id,
-            &rows.players,
-            &rows.client_seeds
+            &players,
+            &client_seeds
         )
         .execute(&self.copy_pool(target.index)?)
         .await
@@ -90,19 +84,5 @@ impl Mover<'_> {
         self.committed();
         self.throttle().await;
         Ok(())
-    }
-}
-
-/// Players' client-seed rows as a move copies them.
-#[derive(Default)]
-struct NonceColumns {
-    players: Vec<String>,
-    client_seeds: Vec<String>,
-}
-
-impl NonceColumns {
-    fn push(&mut self, player: String, client_seed: String) {
-        self.players.push(player);
-        self.client_seeds.push(client_seed);
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 impl Engine {
     /// Seals, on every shard, each unrevealed seed that is in the clear or sealed under an
     /// old key (`TROVE_SEED_OLD_KEYS`). Returns how many it sealed. Run at start-up and by
-    /// `trove seeds reseal`; a shard that does not answer is left for the next run.
+    /// `trove seal-seeds`; a shard that does not answer is left for the next run.
     pub async fn seal_seeds(&self) -> Result<u64> {
         let mut sealed = 0;
         for shard in self.shards.all() {
