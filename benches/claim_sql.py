@@ -9,11 +9,12 @@ set up by TROVE_BIN (`migrate`, a loot table, the chests). CPU is read from /pro
 process of the cluster over the middle of each run; claims from the zone's counters.
 
 Usage: benches/claim_sql.py TROVE_BIN SQL_FILE... [--batch 16] [--clients 8] [--seconds 12]
-       [--rounds 3] [--nonces] [--callgrind]
+       [--rounds 3] [--nonces] [--callgrind [--keep DIR]]
 --callgrind: instead of pgbench, count PostgreSQL's instructions per claim under valgrind
 (one single-user backend runs the statement prepared, 20 and then 80 times; the difference
 divided by the claims it opened leaves start-up out). The count does not move with the host's
-load, so it shows steps of a few per cent that CPU time cannot.
+load, so it shows steps of a few per cent that CPU time cannot. --keep DIR keeps each run's
+callgrind output there (`callgrind_annotate DIR/<file>-80.out` shows where the instructions go).
 --nonces fills the version-2 arguments (the player's next nonce read from the ledger, client
 seed ""); without it they are NULL (a version-1 epoch's claims, which use no nonce). Every file
 must run on TROVE_BIN's schema (63dd543's statement does; those of 0007-0008 need their
@@ -38,7 +39,8 @@ PLAYERS = 5000
 def pgbench_script(sql, batch, nonces, clients):
     """The claim statement with its $n parameters taken from one batch built in SQL. Each
     client claims for players of its own (as Trove takes one claim of a player at a time),
-    so no two clients race for one player's nonce."""
+    so no two clients race for one player's nonce, and a batch's players are distinct (a
+    stride prime to the share from a random start), as the engine's batches are."""
     share = PLAYERS // clients
     sql = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
     nonce = ("coalesce((SELECT c.nonce + 1 FROM claims c WHERE c.zone_id = 1 AND c.seed_epoch = 1"
@@ -50,8 +52,9 @@ def pgbench_script(sql, batch, nonces, clients):
              array_agg('{{"1": [{{"item": "gold", "qty": 3, "rarity": "common"}}]}}'::jsonb) a6,
              array_agg(gen_random_uuid()) a7, array_agg(NULL::bigint) a8, array_agg({nonce}) a9,
              array_agg({"''::text" if nonces else "NULL::text"}) a10, array_agg('admin-bench'::text) a11
-      FROM (SELECT ('p' || (:client_id * {share} + (random() * {share - 1})::int))::text AS p
-            FROM generate_series(1, {batch})) g
+      FROM (SELECT ('p' || (:client_id * {share} + (o.start + g * 311) % {share}))::text AS p
+            FROM (SELECT (random() * {share - 1})::int AS start) o,
+                 generate_series(1, {batch}) g) g
     ),"""
     for i in range(max(int(n) for n in re.findall(r"\$(\d+)", sql)), 0, -1):
         sql = sql.replace(f"${i}", f"(SELECT a{i} FROM args)")
@@ -118,7 +121,7 @@ def run(pg, port, db, script, clients, seconds, data_dir):
             "failed": "aborted" in out}
 
 
-def instructions(pg, port, db, sql, batch, data_dir):
+def instructions(pg, port, db, sql, batch, data_dir, keep=None, name="claim"):
     """Instructions per opened claim of one statement version, by callgrind (see --callgrind)."""
     script = pgbench_script(sql, batch, True, 1).replace(":client_id", "0").strip().rstrip(";")
     counts = []
@@ -137,6 +140,8 @@ def instructions(pg, port, db, sql, batch, data_dir):
                                 "-D", data_dir, db], stdin=stdin, check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start(pg, port, data_dir)
+        if keep:
+            shutil.copy(out, f"{keep}/{name}-{n}.out")
         with open(out) as f:
             total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
         counts.append((total, opened(pg, port, db) - before))
@@ -159,6 +164,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--nonces", action="store_true")
     ap.add_argument("--callgrind", action="store_true")
+    ap.add_argument("--keep", help="with --callgrind: a directory to keep its outputs in")
     args = ap.parse_args()
     pg = pg_bin()
     root = tempfile.mkdtemp(prefix="trove-claim-sql-")
@@ -173,8 +179,9 @@ def main():
             print("statement | PostgreSQL instructions/claim")
             for path in args.sql:
                 with open(path) as f:
-                    print(f"{path} | {instructions(pg, port, db, f.read(), args.batch, data_dir)}",
-                          flush=True)
+                    name = os.path.splitext(os.path.basename(path))[0]
+                    count = instructions(pg, port, db, f.read(), args.batch, data_dir, args.keep, name)
+                    print(f"{path} | {count}", flush=True)
             return
         scripts = []
         for i, path in enumerate(args.sql):
