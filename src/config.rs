@@ -18,8 +18,10 @@ use crate::ratelimit::RateSpec;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// PostgreSQL shard URLs, comma-separated, in shard order. The order is part of the
-    /// sharding scheme: only ever append. Unset: a private local stack is started.
-    #[arg(long, env = "TROVE_SHARDS", value_delimiter = ',', global = true)]
+    /// sharding scheme: only ever append. A shard that is a replicated group lists its hosts
+    /// in one URL (`postgres://u@h1:5432,h2:5432/trove`): a new shard starts only where
+    /// `postgres://` or `postgresql://` begins. Unset: a private local stack is started.
+    #[arg(long, env = "TROVE_SHARDS", global = true)]
     pub shards: Vec<String>,
 
     /// HS256 secret for bearer tokens. Required with TROVE_SHARDS; the local stack keeps one
@@ -389,10 +391,18 @@ impl Config {
         })
     }
 
+    /// One URL per shard (`--shards` may be given more than once, each a list).
+    pub fn shard_urls(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .flat_map(|list| crate::shards::split_shard_list(list))
+            .collect()
+    }
+
     /// The shards' pools (`TROVE_SHARDS`, `TROVE_DB_*`).
     pub fn shards(&self) -> crate::shards::Settings {
         crate::shards::Settings {
-            urls: self.shards.clone(),
+            urls: self.shard_urls(),
             pool_size: self.db_pool_size,
             acquire_timeout: self.acquire_timeout(),
             statement_timeout: self.statement_timeout(),

@@ -191,6 +191,23 @@ impl Sample {
         Ok(())
     }
 
+    /// Labelled counters whose running totals another module keeps.
+    pub fn counters(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        values: Vec<(Vec<String>, u64)>,
+    ) -> Result<(), prometheus::Error> {
+        let c = prometheus::IntCounterVec::new(Opts::new(name, help), labels)?;
+        for (label_values, v) in values {
+            let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
+            c.get_metric_with_label_values(&label_values)?.inc_by(v);
+        }
+        self.families.extend(c.collect());
+        Ok(())
+    }
+
     /// A counter whose running total another module keeps (an atomic that only grows).
     pub fn counter(&mut self, name: &str, help: &str, total: u64) -> Result<(), prometheus::Error> {
         let c = prometheus::IntCounter::with_opts(Opts::new(name, help))?;

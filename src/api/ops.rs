@@ -157,6 +157,29 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
         &["shard"],
         up.collect(),
     )?;
+    let shards = state.engine.shards.all();
+    let hosts = shards.iter().flat_map(|shard| {
+        let primary = shard.primary_host();
+        shard.host_names().into_iter().map(move |host| {
+            let v = if host == primary { 1.0 } else { 0.0 };
+            (vec![shard.index.to_string(), host.to_owned()], v)
+        })
+    });
+    s.gauge(
+        "trove_shard_primary",
+        "1 for the host a shard's writes go to (its primary, as last found), 0 for its others.",
+        &["shard", "host"],
+        hosts.collect(),
+    )?;
+    s.counters(
+        "trove_shard_failovers_total",
+        "Times a shard's primary was found on another host than before.",
+        &["shard"],
+        shards
+            .iter()
+            .map(|shard| (vec![shard.index.to_string()], shard.failovers()))
+            .collect(),
+    )?;
     pool_gauges(
         &mut s,
         &[

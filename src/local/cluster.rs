@@ -20,7 +20,14 @@ impl PgBinaries {
         let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
         if let Some(path) = std::env::var_os("PATH") {
             if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
-                return Ok(PgBinaries { bin_dir: dir });
+                // Where a linked initdb really lives holds the other programs too
+                // (pg_basebackup for standbys), which PATH may not link.
+                let real = std::fs::canonicalize(dir.join("initdb")).ok();
+                let bin_dir = real
+                    .and_then(|r| r.parent().map(Path::to_path_buf))
+                    .filter(|d| has_both(d))
+                    .unwrap_or(dir);
+                return Ok(PgBinaries { bin_dir });
             }
         }
         let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -210,6 +217,63 @@ impl Cluster {
                 "-t",
                 "60",
             ],
+        )
+        .map(drop)
+    }
+
+    /// A streaming standby of this (running) cluster in `dir`, on a free port from
+    /// `first_port` up, started: a copy by `pg_basebackup` that follows this cluster's WAL.
+    pub fn start_standby(&self, dir: &Path, first_port: u16) -> Result<Cluster> {
+        let port = free_port(first_port);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LocalError::Io(format!("creating {}", dir.display()), e))?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| LocalError::Io(format!("chmod {}", dir.display()), e))?;
+        if is_root() {
+            let (uid, gid) = postgres_user()?;
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                .map_err(|e| LocalError::Io(format!("chown {}", dir.display()), e))?;
+        }
+        self.pg(
+            "pg_basebackup",
+            &[
+                "-D",
+                &path_str(dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "trove",
+                "-X",
+                "stream",
+                // Not a spread checkpoint first (minutes on an idle server).
+                "--checkpoint=fast",
+                "--write-recovery-conf",
+            ],
+        )?;
+        let conf = dir.join("postgresql.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(|e| LocalError::Io(format!("opening {}", conf.display()), e))?;
+        f.write_all(format!("\n# A standby of port {}\nport = {port}\n", self.port).as_bytes())
+            .map_err(|e| LocalError::Io(format!("writing {}", conf.display()), e))?;
+        let standby = Cluster {
+            dir: dir.to_owned(),
+            port,
+            bins: self.bins.clone(),
+            started_here: true,
+        };
+        standby.start()?;
+        Ok(standby)
+    }
+
+    /// Promotes a standby to a primary (waits until it accepts writes).
+    pub fn promote(&self) -> Result<()> {
+        self.pg(
+            "pg_ctl",
+            &["promote", "-D", &path_str(&self.dir), "-w", "-t", "60"],
         )
         .map(drop)
     }

@@ -8,6 +8,7 @@
 
 pub mod cli;
 mod hash;
+mod hosts;
 mod placement;
 mod registry;
 mod shard;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use hash::{fnv1a_32, jump_consistent_hash, shard_index};
+pub use hosts::split_shard_list;
 pub use placement::Placement;
 pub use registry::Identity;
 pub use shard::{PoolStats, Shard};

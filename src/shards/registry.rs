@@ -66,6 +66,8 @@ impl ShardSet {
     pub async fn register(&self) -> Result<Vec<Option<Uuid>>> {
         let mut identities = Vec::with_capacity(self.len());
         for shard in self.all() {
+            // A group's first host may be a standby: find the primary before reading it.
+            shard.locate_primary().await;
             identities.push(shard.identity().await);
         }
         let mut catalog = self

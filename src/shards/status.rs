@@ -46,6 +46,7 @@ impl ShardSet {
     /// checks they are the registered shards, registering a new deployment.
     pub async fn migrate(&self) -> Result<Vec<ShardStatus>> {
         for shard in self.all() {
+            shard.locate_primary().await;
             let pool = shard.current_pool();
             MIGRATOR
                 .run(&pool)

@@ -74,6 +74,22 @@ pub fn start_cluster(name: &str) -> Cluster {
     cluster
 }
 
+/// A streaming standby of `primary` under this process's temp dir, registered for cleanup.
+pub fn start_standby(primary: &Cluster, name: &str) -> Cluster {
+    let list = STARTED.get_or_init(|| Mutex::new(Vec::new()));
+    let mut started = list.lock().expect("cluster list");
+    let base = started
+        .iter()
+        .map(|c| c.port + 1)
+        .max()
+        .unwrap_or(primary.port + 1);
+    let standby = primary
+        .start_standby(&test_root().join(name), base)
+        .expect("start a standby");
+    started.push(standby.clone());
+    standby
+}
+
 async fn pg() -> &'static TestPg {
     PG.get_or_init(|| async {
         let clusters = vec![start_cluster("shard0"), start_cluster("shard1")];
@@ -411,8 +427,10 @@ impl TestApp {
     }
 
     /// A direct connection to shard `i`, for asserting what is stored where.
+    /// A connection to shard `i`'s primary (as the app last found it).
     pub async fn shard_db(&self, i: usize) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.shard_urls[i])
+        self.engine.shards.all()[i]
+            .connect()
             .await
             .expect("connect shard")
     }

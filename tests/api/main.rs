@@ -8,6 +8,7 @@ mod bad_input;
 mod claims;
 mod cli;
 mod elastic;
+mod failover;
 mod fairness;
 mod layers;
 mod moves;
