@@ -67,6 +67,25 @@ fn postgres_user() -> Result<(u32, u32)> {
     }
 }
 
+/// uid and gid to run PostgreSQL programs as: the `postgres` user's when we are root, none
+/// (ourselves) otherwise.
+pub(super) fn postgres_ids() -> Result<Option<(u32, u32)>> {
+    if is_root() {
+        postgres_user().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Gives `path` to the `postgres` user when we are root.
+pub(super) fn chown_to_postgres(path: &Path) -> Result<()> {
+    if let Some((uid, gid)) = postgres_ids()? {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| LocalError::Io(format!("chown {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
 /// Settings written into every private cluster's postgresql.conf.
 const BASE_SETTINGS: &[&str] = &[
     "listen_addresses = '127.0.0.1'",

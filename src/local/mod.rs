@@ -4,6 +4,7 @@
 //! Tests and benchmarks use the same code for their throwaway clusters and Redis servers.
 
 mod cluster;
+pub mod formation;
 mod redis;
 
 use std::io::Write;
@@ -40,6 +41,8 @@ pub enum LocalError {
     Database(#[from] sqlx::Error),
     #[error("redis-server did not start on port {0} (Debian: `apt-get install -y redis-server`)")]
     Redis(u16),
+    #[error("failover formation: {0}")]
+    Formation(String),
     #[error("seeding the demo world: {0}")]
     Seed(#[from] crate::error::Error),
 }

@@ -36,9 +36,23 @@ extern "C" fn stop_clusters() {
                 let _ = c.stop();
                 let _ = std::fs::remove_dir_all(&c.dir);
             }
-            let _ = std::fs::remove_dir(test_root());
+            // TROVE_KEEP_TEST_DIR=1 keeps the logs of formations for a look after a failure.
+            if std::env::var_os("TROVE_KEEP_TEST_DIR").is_none() {
+                let _ = std::fs::remove_dir_all(test_root());
+            }
         }
     }
+}
+
+/// A directory of this test process's own (removed at exit with the clusters).
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir = test_root().join(name);
+    std::fs::create_dir_all(&dir).expect("create a test dir");
+    let _ = std::fs::set_permissions(
+        test_root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+    dir
 }
 
 fn test_root() -> PathBuf {
