@@ -120,11 +120,7 @@ impl Cluster {
             let port = free_port(first_port);
             std::fs::create_dir_all(dir)
                 .map_err(|e| LocalError::Io(format!("creating {}", dir.display()), e))?;
-            if is_root() {
-                let (uid, gid) = postgres_user()?;
-                std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                    .map_err(|e| LocalError::Io(format!("chown {}", dir.display()), e))?;
-            }
+            chown_to_postgres(dir)?;
             let cluster = Cluster {
                 dir: dir.to_owned(),
                 port,
@@ -248,11 +244,7 @@ impl Cluster {
             .map_err(|e| LocalError::Io(format!("creating {}", dir.display()), e))?;
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(|e| LocalError::Io(format!("chmod {}", dir.display()), e))?;
-        if is_root() {
-            let (uid, gid) = postgres_user()?;
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                .map_err(|e| LocalError::Io(format!("chown {}", dir.display()), e))?;
-        }
+        chown_to_postgres(dir)?;
         self.pg(
             "pg_basebackup",
             &[
