@@ -11,6 +11,7 @@ mod hash;
 mod hosts;
 mod placement;
 mod registry;
+mod roles;
 mod shard;
 mod status;
 
@@ -21,6 +22,7 @@ pub use hash::{fnv1a_32, jump_consistent_hash, shard_index};
 pub use hosts::split_shard_list;
 pub use placement::Placement;
 pub use registry::Identity;
+pub use roles::{host_lines, HostRole};
 pub use shard::{PoolStats, Shard};
 pub use status::{latest_migration, report, MoveInProgress, ShardReadiness, ShardStatus, MIGRATOR};
 

@@ -162,6 +162,11 @@ impl Shard {
         self.hosts.iter().map(|h| h.name.as_str()).collect()
     }
 
+    /// Each host's name and connection options, in the URL's order.
+    pub(super) fn host_options(&self) -> impl Iterator<Item = (&str, &PgConnectOptions)> {
+        self.hosts.iter().map(|h| (h.name.as_str(), &h.options))
+    }
+
     /// The host the shard's writes go to (the primary, as last found).
     pub fn primary_host(&self) -> &str {
         &self.hosts[self.found.primary.load(Ordering::Acquire)].name

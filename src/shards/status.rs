@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 
-use super::ShardSet;
+use super::{host_lines, HostRole, ShardSet};
 use crate::error::{Error, Result};
 
 /// The schema every shard carries; also runnable with plain `sqlx migrate run`.
@@ -19,6 +19,8 @@ pub struct ShardReadiness {
     pub migration_version: Option<i64>,
     pub expected_version: i64,
     pub error: Option<String>,
+    /// A replicated shard's hosts: each one's role and lag (empty for a plain shard).
+    pub hosts: Vec<HostRole>,
 }
 
 /// The newest migration this binary carries.
@@ -39,6 +41,8 @@ pub struct ShardStatus {
     /// The identity its database records (none before it is registered).
     pub shard_id: Option<uuid::Uuid>,
     pub error: Option<String>,
+    /// A replicated shard's hosts: each one's role and lag (empty for a plain shard).
+    pub hosts: Vec<HostRole>,
 }
 
 impl ShardSet {
@@ -93,6 +97,7 @@ impl ShardSet {
                 migration_version,
                 expected_version: expected,
                 error,
+                hosts: shard.host_roles().await,
             }
         });
         futures_util::future::join_all(checks).await
@@ -121,6 +126,7 @@ impl ShardSet {
                     ledger_rows: Some(row.opened),
                     shard_id: identity.map(|i| i.shard_id),
                     error: None,
+                    hosts: shard.host_roles().await,
                 },
                 Err(e) => ShardStatus {
                     shard: shard.index,
@@ -132,6 +138,7 @@ impl ShardSet {
                     ledger_rows: None,
                     shard_id: None,
                     error: Some(e.to_string()),
+                    hosts: shard.host_roles().await,
                 },
             });
         }
@@ -175,28 +182,37 @@ pub fn report(statuses: &[ShardStatus]) -> (Vec<String>, usize) {
     let mut down = 0;
     let lines = statuses
         .iter()
-        .map(|s| match (s.reachable, s.migration_version, s.zones) {
-            (true, Some(v), Some(z)) => {
-                let id = s.shard_id.map_or("not registered".into(), |id| format!("id {id}"));
-                format!(
+        .flat_map(|s| {
+            let shard = shard_line(s, &mut down);
+            std::iter::once(shard).chain(host_lines(&s.hosts))
+        })
+        .collect();
+    (lines, down)
+}
+
+fn shard_line(s: &ShardStatus, down: &mut usize) -> String {
+    match (s.reachable, s.migration_version, s.zones) {
+        (true, Some(v), Some(z)) => {
+            let id = s
+                .shard_id
+                .map_or("not registered".into(), |id| format!("id {id}"));
+            format!(
                     "shard {} {}: up, migration {v}, {z} zones, {} unopened chests, {} ledger rows, {id}",
                     s.shard,
                     s.url,
                     s.unopened_chests.unwrap_or(0),
                     s.ledger_rows.unwrap_or(0)
                 )
-            }
-            (reachable, _, _) => {
-                down += 1;
-                let state = if reachable {
-                    "up, not migrated"
-                } else {
-                    "DOWN"
-                };
-                let why = s.error.as_deref().unwrap_or_default();
-                format!("shard {} {}: {state} ({why})", s.shard, s.url)
-            }
-        })
-        .collect();
-    (lines, down)
+        }
+        (reachable, _, _) => {
+            *down += 1;
+            let state = if reachable {
+                "up, not migrated"
+            } else {
+                "DOWN"
+            };
+            let why = s.error.as_deref().unwrap_or_default();
+            format!("shard {} {}: {state} ({why})", s.shard, s.url)
+        }
+    }
 }

@@ -51,6 +51,45 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
     };
     assert_eq!(on(&text, primary.port), Some(1.0), "{text}");
     assert_eq!(on(&text, standby.port), Some(0.0), "{text}");
+    // `/readyz` (and `trove shards`) name each host's role, and a standby's lag.
+    let ready: serde_json::Value = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readyz json");
+    let hosts = ready["shards"][1]["hosts"]
+        .as_array()
+        .expect("hosts")
+        .clone();
+    let role = |port: u16| {
+        let host = format!("127.0.0.1:{port}");
+        hosts
+            .iter()
+            .find(|h| h["host"] == host.as_str())
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(role(primary.port)["role"], "primary", "{ready}");
+    assert_eq!(role(standby.port)["role"], "standby", "{ready}");
+    assert!(
+        role(standby.port)["lag_bytes"].as_u64().is_some(),
+        "{ready}"
+    );
+    assert_eq!(
+        ready["shards"][0]["hosts"],
+        serde_json::json!([]),
+        "{ready}"
+    );
+    let (lines, _) = trove::shards::report(&app.engine.shards.status().await);
+    let standby_line = format!("  host 127.0.0.1:{}: standby, ", standby.port);
+    assert!(
+        lines.iter().any(|l| l.starts_with(&standby_line)),
+        "{lines:?}"
+    );
 
     // A clean stop sends the standby every committed claim before the primary exits.
     primary.stop().expect("stop the primary");

@@ -1,0 +1,101 @@
+//! Each server of a replicated shard: which is the primary and how far each standby is behind
+//! it, for `trove shards` and `/readyz`.
+
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+
+use super::Shard;
+
+/// One host of a shard's group, as it answers now.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HostRole {
+    /// `host:port`.
+    pub host: String,
+    /// `primary`, `standby` or `down` (no answer within a second).
+    pub role: &'static str,
+    /// For a standby: WAL bytes it has yet to replay to be where the primary is.
+    pub lag_bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Shard {
+    /// Every host's role and lag, asked at once (a second at most); empty for a plain shard.
+    pub async fn host_roles(&self) -> Vec<HostRole> {
+        let hosts: Vec<_> = self.host_options().collect();
+        if hosts.len() < 2 {
+            return Vec::new();
+        }
+        let asks = hosts.iter().map(|(name, options)| async move {
+            let ask = async {
+                let mut conn = options.connect().await?;
+                let row = sqlx::query_file!("sql/host_role.sql")
+                    .fetch_one(&mut conn)
+                    .await?;
+                let _ = sqlx::Connection::close(conn).await;
+                Ok::<_, sqlx::Error>((row.standby, row.lsn.as_deref().and_then(parse_lsn)))
+            };
+            let answer = match tokio::time::timeout(Duration::from_secs(1), ask).await {
+                Ok(Ok(row)) => Ok(row),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer within 1s".to_owned()),
+            };
+            (name.to_string(), answer)
+        });
+        let answers = futures_util::future::join_all(asks).await;
+        let primary_lsn = answers.iter().find_map(|(_, a)| match a {
+            Ok((false, lsn)) => *lsn,
+            _ => None,
+        });
+        answers
+            .into_iter()
+            .map(|(host, answer)| match answer {
+                Ok((standby, lsn)) => HostRole {
+                    host,
+                    role: if standby { "standby" } else { "primary" },
+                    lag_bytes: match (standby, primary_lsn, lsn) {
+                        (true, Some(p), Some(s)) => Some(p.saturating_sub(s)),
+                        _ => None,
+                    },
+                    error: None,
+                },
+                Err(e) => HostRole {
+                    host,
+                    role: "down",
+                    lag_bytes: None,
+                    error: Some(e),
+                },
+            })
+            .collect()
+    }
+}
+
+/// A WAL position (`16/B374D848`) as a byte offset.
+fn parse_lsn(lsn: &str) -> Option<u64> {
+    let (hi, lo) = lsn.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) + u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// `trove shards`' lines for a group's hosts.
+pub fn host_lines(hosts: &[HostRole]) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| match (h.role, h.lag_bytes, &h.error) {
+            ("standby", Some(lag), _) => format!("  host {}: standby, {lag} bytes behind", h.host),
+            (_, _, Some(e)) => format!("  host {}: {} ({e})", h.host, h.role),
+            _ => format!("  host {}: {}", h.host, h.role),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_are_byte_offsets() {
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) + 0xB374_D848));
+        assert_eq!(parse_lsn("nonsense"), None);
+    }
+}
