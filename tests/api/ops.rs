@@ -367,7 +367,10 @@ async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
     let doc = r.body;
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     // Schemas nested in responses are described too (`/readyz`'s hosts of a shard).
-    assert!(doc["components"]["schemas"]["HostRole"].is_object(), "{doc}");
+    assert!(
+        doc["components"]["schemas"]["HostRole"].is_object(),
+        "{doc}"
+    );
     let expected = [
         ("get", "/healthz"),
         ("get", "/readyz"),
