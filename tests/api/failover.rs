@@ -394,7 +394,9 @@ async fn without_standbys_claims_wait(
         let (app, zone, token) = (Arc::clone(app), zone.to_owned(), token.clone());
         tokio::spawn(async move { app.claim(&zone, &token, Some("while-alone")).await })
     };
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Longer than the shards' statement timeout (5 s): PostgreSQL lifts it before the commit,
+    // so it cannot cut the wait short and leave a claim committed on the primary alone.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
         !pending.is_finished(),
         "a claim was answered with no standby"
