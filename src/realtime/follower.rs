@@ -19,7 +19,9 @@ use crate::shards::Shard;
 
 /// Rows fetched per poll; a full batch is followed by another poll at once.
 const BATCH: i64 = 2000;
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// At most a second between reconnects: after a failover the tail is back on the new primary
+/// about as soon as claims are, rather than after a burst a subscriber cannot keep up with.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 pub(super) async fn follow<T: Frame>(
     shard: Arc<Shard>,
