@@ -11,8 +11,8 @@ use trove::local::formation::{Detection, Etcd, Formation};
 use trove::shards::MIGRATOR;
 
 use crate::helpers::{
-    fresh_db, fresh_db_on, metric, migrated_template, spawn_app_on, start_cluster, start_standby,
-    test_dir, zone_on, TestApp,
+    fresh_db, fresh_db_on, metric, migrated_template, spawn_app_on, spawn_app_with, start_cluster,
+    start_standby, test_dir, zone_on, RedisServer, TestApp,
 };
 
 /// A group listed standby first: Trove finds the primary at start, claims there, and when the
@@ -221,7 +221,8 @@ async fn keyed_ledger(app: &TestApp, shard: usize, zone: &str) -> HashMap<String
 /// storm its primary is killed (Patroni and postmaster, -9), and later the new primary is
 /// stopped cleanly: each time another node is promoted, Trove follows it, every acknowledged
 /// claim is in the ledger with the chest it was acknowledged with, no key opened twice, and the
-/// zone on shard 0 never sees an error. Then both standbys are stopped: claims wait rather than
+/// zone on shard 0 never sees an error; a subscriber gets every surviving claim once and the
+/// leaderboards equal the new primary's ledger. Then both standbys are stopped: claims wait rather than
 /// being acknowledged on the primary alone. (One formation for all three: it takes seconds to
 /// form, and CI's time is shared.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +263,13 @@ async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() 
             .expect("storm db");
         MIGRATOR.run(&mut db).await.expect("migrate");
     }
-    let app = Arc::new(spawn_app_on(vec![fresh_db_on(0).await, formation.url("storm")]).await);
+    // Leaderboards on: they follow the replicated shard's ledger through the failovers too.
+    let redis = RedisServer::start().await;
+    let urls = [fresh_db_on(0).await, formation.url("storm")];
+    let mut config = crate::redis::config(&urls, &redis);
+    // A storm, not abuse: no player is rate limited here.
+    config.rate_claims = "100000/100000".parse().expect("a rate");
+    let app = Arc::new(spawn_app_with(config).await);
     app.starter().await;
     let failing = zone_on(1, "replicated");
     let steady = zone_on(0, "steady");
@@ -429,6 +436,9 @@ async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() 
         opened.len(),
         want.len()
     );
+    // The boards equal the ledger the new primary has: no entry for a claim it lost.
+    let scopes = ["global".to_owned(), failing.clone(), steady.clone()];
+    crate::redis::boards_match_ledger(&app, &scopes).await;
     without_standbys_claims_wait(&app, &mut formation, primary, &failing).await;
     drop(formation);
     drop(etcd);
@@ -474,16 +484,23 @@ async fn without_standbys_claims_wait(
     let chest = if answer.status == StatusCode::CREATED {
         answer.body["chest_id"].clone()
     } else {
-        // The wait outlasted the request (408) or the pool (503): the retry replays it.
-        let retry = app.claim(zone, &token, Some("while-alone")).await;
-        assert_eq!(
-            retry.status,
-            StatusCode::OK,
-            "{:?} then {:?}",
-            answer.body,
-            retry.body
-        );
-        retry.body["chest_id"].clone()
+        // The wait outlasted the request (408) or the pool (503): retried with its key (503
+        // while the standby attaches), it is answered once.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let retry = app.claim(zone, &token, Some("while-alone")).await;
+            // 200: replayed; 201: the waiting attempt had not committed after all.
+            if retry.status.is_success() {
+                break retry.body["chest_id"].clone();
+            }
+            assert_eq!(retry.code(), "shard_unavailable", "{:?}", answer.body);
+            assert!(
+                Instant::now() < deadline,
+                "never replayed: {:?}",
+                retry.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     };
     let ledger = keyed_ledger(app, 1, zone).await;
     assert_eq!(ledger.get("while-alone").map(|&c| c.into()), Some(chest));
