@@ -275,10 +275,11 @@ impl Node {
     /// Whether the node's PostgreSQL is a standby (None: it does not answer).
     pub async fn in_recovery(&self) -> Option<bool> {
         let mut conn = self.connect("postgres").await.ok()?;
-        let standby = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        let standby = sqlx::query_file_scalar!("sql/in_recovery.sql")
             .fetch_one(&mut conn)
             .await
-            .ok();
+            .ok()
+            .flatten();
         let _ = conn.close().await;
         standby
     }

@@ -214,13 +214,14 @@ impl Shard {
                 return pool.1.clone();
             }
         }
-        self.replace_pool(primary)
+        self.renew_pool(primary, false)
     }
 
-    /// Points the pool at host `primary` (unless it already is), closing the old one.
-    fn replace_pool(&self, primary: usize) -> PgPool {
+    /// Points the pool at host `primary`, closing the old one: always, or (`always` false)
+    /// unless it already is.
+    fn renew_pool(&self, primary: usize, always: bool) -> PgPool {
         let mut pool = self.pool.write().unwrap_or_else(|p| p.into_inner());
-        if pool.0 != primary {
+        if always || pool.0 != primary {
             let fresh = build_pool(&self.hosts, primary, self.pool_options);
             let (_, old) = std::mem::replace(&mut *pool, (primary, fresh));
             tokio::spawn(async move { old.close().await });
@@ -313,12 +314,7 @@ impl Shard {
                     shard.note_primary(primary);
                     // Connections in the old pool died with the server (or are on a server
                     // that is no longer the primary): start a fresh pool.
-                    {
-                        let mut pool = shard.pool.write().unwrap_or_else(|p| p.into_inner());
-                        let fresh = build_pool(&shard.hosts, primary, shard.pool_options);
-                        let (_, old) = std::mem::replace(&mut *pool, (primary, fresh));
-                        tokio::spawn(async move { old.close().await });
-                    }
+                    shard.renew_pool(primary, true);
                     shard.down.store(false, Ordering::Release);
                     shard.probing.store(false, Ordering::Release);
                     tracing::info!(shard = shard.index, "shard is reachable again");

@@ -94,20 +94,8 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
     // A clean stop sends the standby every committed claim before the primary exits.
     primary.stop().expect("stop the primary");
     standby.promote().expect("promote the standby");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = app.claim(&zone, &t, None).await;
-        if r.status == StatusCode::CREATED {
-            break;
-        }
-        assert_eq!(r.code(), "shard_unavailable", "{:?}", r.body);
-        assert!(
-            Instant::now() < deadline,
-            "no new primary found: {:?}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let r = claim_until_answered(&app, &zone, &t, None, Duration::from_secs(10)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let replay = app.claim(&zone, &t, Some("before-failover")).await;
     assert_eq!(replay.status, StatusCode::OK, "{:?}", replay.body);
     assert_eq!(replay.body["chest_id"], first.body["chest_id"]);
@@ -120,6 +108,27 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
         Some(1.0),
         "{text}"
     );
+}
+
+/// A claim retried (as a client would) while its shard answers 503 `shard_unavailable`, until
+/// it is answered with a success, within `within`.
+async fn claim_until_answered(
+    app: &TestApp,
+    zone: &str,
+    token: &str,
+    key: Option<&str>,
+    within: Duration,
+) -> crate::helpers::Resp {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = app.claim(zone, token, key).await;
+        if r.status.is_success() {
+            return r;
+        }
+        assert_eq!(r.code(), "shard_unavailable", "{:?}", r.body);
+        assert!(Instant::now() < deadline, "never answered: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What one storm client saw: every key it was acknowledged for, with the chest, and every
@@ -485,22 +494,11 @@ async fn without_standbys_claims_wait(
         answer.body["chest_id"].clone()
     } else {
         // The wait outlasted the request (408) or the pool (503): retried with its key (503
-        // while the standby attaches), it is answered once.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let retry = app.claim(zone, &token, Some("while-alone")).await;
-            // 200: replayed; 201: the waiting attempt had not committed after all.
-            if retry.status.is_success() {
-                break retry.body["chest_id"].clone();
-            }
-            assert_eq!(retry.code(), "shard_unavailable", "{:?}", answer.body);
-            assert!(
-                Instant::now() < deadline,
-                "never replayed: {:?}",
-                retry.body
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // while the standby attaches), it is answered once (200: replayed; 201: the waiting
+        // attempt had not committed after all).
+        let key = Some("while-alone");
+        let retry = claim_until_answered(app, zone, &token, key, Duration::from_secs(30)).await;
+        retry.body["chest_id"].clone()
     };
     let ledger = keyed_ledger(app, 1, zone).await;
     assert_eq!(ledger.get("while-alone").map(|&c| c.into()), Some(chest));
