@@ -3,9 +3,17 @@
 Usage: python3 .ci/compose_check.py path/to/trove
 
 Checks: every TROVE_* variable the stack sets is one the binary documents (`trove serve
---help`, `trove probe --help` for the probe); the shard, Redis and instance host names are services of the file; the port
-TROVE_LISTEN binds is the one nginx, Prometheus, the health checks and the Dockerfile use;
-stop_grace_period outlasts TROVE_SHUTDOWN_TIMEOUT_MS; every bind-mounted file exists.
+--help`, `trove probe --help` for the probe); the shard, Redis and instance host names are
+services of the file; the port TROVE_LISTEN binds is the one nginx, Prometheus, the health
+checks and the Dockerfile use; stop_grace_period outlasts TROVE_SHUTDOWN_TIMEOUT_MS; every
+bind-mounted file and build context exists.
+
+Replicated shards (Patroni nodes, deploy/patroni/): TROVE_SHARDS is split as Trove splits it;
+a shard URL lists exactly the nodes of one Patroni scope, at least three, on their PostgreSQL
+port, with the superuser's credentials; every node is named after its service, advertises its
+own addresses, has its own volume, names an etcd service it waits for, and its health check
+asks its REST API; `migrate` waits for every node; deploy/patroni/patroni.yml carries the
+settings of the formation the failover tests run (src/local/formation.rs).
 """
 
 import re
@@ -30,6 +38,38 @@ def seconds(duration):
         return None
     n, unit = int(m.group(1)), m.group(2)
     return n / 1000 if unit == "ms" else n * 60 if unit == "m" else n
+
+
+def split_shard_list(text):
+    """TROVE_SHARDS as Trove splits it (src/shards/hosts.rs): a new shard starts only where
+    postgres:// or postgresql:// begins, so a URL's host list keeps its commas."""
+    shards = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if shards and not part.startswith(("postgres://", "postgresql://")):
+            shards[-1] += "," + part
+        else:
+            shards.append(part)
+    return shards
+
+
+def shard_hosts(url):
+    """(user, password, [(host, port)]) of a shard URL, one or several hosts (libpq's form)."""
+    rest = url.split("://", 1)[-1]
+    authority = re.split(r"[/?]", rest, maxsplit=1)[0]
+    userinfo, _, hosts = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    found = []
+    for h in hosts.split(","):
+        u = urlparse("//" + h.strip())
+        found.append((u.hostname, u.port or 5432))
+    return user, password, found
+
+
+def port_of(address):
+    return int(str(address).rsplit(":", 1)[-1])
 
 
 binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/trove"
@@ -76,10 +116,10 @@ for name, svc in trove.items():
     for var in ("TROVE_SHARDS", "TROVE_JWT_SECRET", "TROVE_LISTEN"):
         if var not in env:
             fail(f"{name}: {var} is missing")
-    for url in str(env.get("TROVE_SHARDS", "")).split(","):
-        host = urlparse(url.strip()).hostname
-        if host not in services:
-            fail(f"{name}: shard host {host!r} is not a service")
+    for url in split_shard_list(env.get("TROVE_SHARDS", "")):
+        for host, _ in shard_hosts(url)[2]:
+            if host not in services:
+                fail(f"{name}: shard host {host!r} is not a service")
     redis = env.get("TROVE_REDIS_URL")
     if redis and urlparse(redis).hostname not in services:
         fail(f"{name}: Redis host {urlparse(redis).hostname!r} is not a service")
@@ -137,6 +177,141 @@ for name, svc in services.items():
         source = str(volume).split(":", 1)[0]
         if source.startswith("./") and not (root / source).exists():
             fail(f"{name}: mounted {source} does not exist")
+    build = svc.get("build")
+    context = build.get("context") if isinstance(build, dict) else build
+    if context and not (root / context).is_dir():
+        fail(f"{name}: build context {context} does not exist")
+
+# Replicated shards: the Patroni nodes are the services built from deploy/patroni.
+patroni_dir = root / "deploy/patroni"
+nodes = {
+    n: s
+    for n, s in services.items()
+    if str(s.get("build", "")).rstrip("/") in ("./deploy/patroni", "deploy/patroni")
+}
+patroni = YAML(typ="safe").load((patroni_dir / "patroni.yml").read_text())
+pg_port = port_of(patroni["postgresql"]["listen"])
+api_port = port_of(patroni["restapi"]["listen"])
+etcds = {n for n, s in services.items() if str(s.get("image")).startswith("quay.io/coreos/etcd:")}
+named_volumes = set(compose.get("volumes") or {})
+data_dir = patroni["postgresql"]["data_dir"]
+scopes = {}
+volume_owner = {}
+for name, svc in nodes.items():
+    env = svc.setdefault("environment", {})
+    if env.get("PATRONI_NAME") != name:
+        fail(f"{name}: PATRONI_NAME {env.get('PATRONI_NAME')!r} is not the service's name")
+    for var, own_port in (
+        ("PATRONI_RESTAPI_CONNECT_ADDRESS", api_port),
+        ("PATRONI_POSTGRESQL_CONNECT_ADDRESS", pg_port),
+    ):
+        if env.get(var) != f"{name}:{own_port}":
+            fail(f"{name}: {var} {env.get(var)!r} is not {name}:{own_port}, its own address")
+    if not env.get("PATRONI_SCOPE"):
+        fail(f"{name}: PATRONI_SCOPE (its shard) is missing")
+    scopes.setdefault(env.get("PATRONI_SCOPE"), set()).add(name)
+    stores = env.get("PATRONI_ETCD3_HOST") or env.get("PATRONI_ETCD3_HOSTS")
+    if not stores:
+        fail(f"{name}: PATRONI_ETCD3_HOST (Patroni's store) is missing")
+    for store in str(stores or "").replace("'", "").split(","):
+        host = store.strip().rsplit(":", 1)[0]
+        if host not in etcds:
+            fail(f"{name}: its etcd {host!r} is not an etcd service")
+        elif f"--advertise-client-urls=http://{store.strip()}" not in services[host]["command"]:
+            fail(f"{name}: {host} does not advertise {store.strip()}")
+        elif (svc.get("depends_on") or {}).get(host, {}).get("condition") != "service_healthy":
+            fail(f"{name}: does not wait for {host} to be healthy")
+    test = " ".join(svc.get("healthcheck", {}).get("test", []))
+    if f":{api_port}/" not in test:
+        fail(f"{name}: health check does not ask Patroni's REST API (port {api_port})")
+    mounts = [str(v).split(":") for v in svc.get("volumes", [])]
+    own = [src for src, dst, *_ in mounts if data_dir.startswith(dst.rstrip("/") + "/")]
+    if len(own) != 1 or own[0] not in named_volumes:
+        fail(f"{name}: needs a named volume mounted above its data_dir {data_dir}")
+    elif own[0] in volume_owner:
+        fail(f"{name}: shares volume {own[0]} with {volume_owner[own[0]]}")
+    else:
+        volume_owner[own[0]] = name
+
+migrate_env = trove.get("migrate", {}).get("environment") or {}
+shard_urls = split_shard_list(migrate_env.get("TROVE_SHARDS", ""))
+listed = set()
+for i, url in enumerate(shard_urls):
+    user, password, hosts = shard_hosts(url)
+    names = {h for h, _ in hosts}
+    members = sorted(names & set(nodes))
+    if not members:
+        continue  # a plain PostgreSQL shard
+    listed |= names
+    if len(members) != len(names):
+        fail(f"shard {i}: mixes Patroni nodes with other hosts: {sorted(names)}")
+    scope = {nodes[h]["environment"].get("PATRONI_SCOPE") for h in members}
+    if len(scope) != 1:
+        fail(f"shard {i}: its hosts are in different Patroni scopes {sorted(map(str, scope))}")
+    elif scopes.get(next(iter(scope))) != names:
+        # A node left out of the URL could be promoted where Trove never looks for it.
+        scope = next(iter(scope))
+        fail(f"shard {i} lists {sorted(names)}, scope {scope!r} is {sorted(scopes[scope])}")
+    if len(names) < 3:
+        fail(f"shard {i}: {len(names)} nodes; strict synchronous mode needs three to lose one")
+    for host, host_port in hosts:
+        if host_port != pg_port:
+            fail(f"shard {i}: {host}:{host_port} is not the nodes' PostgreSQL port {pg_port}")
+    superusers = {
+        (env.get("PATRONI_SUPERUSER_USERNAME"), env.get("PATRONI_SUPERUSER_PASSWORD"))
+        for env in (nodes[h]["environment"] for h in members)
+    }
+    if superusers != {(user, password)}:
+        fail(f"shard {i}: the URL's user and password are not its nodes' superuser's")
+for name in sorted(set(nodes) - listed):
+    fail(f"{name}: a Patroni node in no TROVE_SHARDS URL")
+waits = (trove.get("migrate", {}).get("depends_on")) or {}
+for name in sorted(nodes):
+    if (waits.get(name) or {}).get("condition") != "service_healthy":
+        fail(f"migrate: does not wait for {name} to be healthy")
+
+# The settings the failover tests prove (src/local/formation.rs) are the ones deployed.
+formation = (root / "src/local/formation.rs").read_text()
+expected = {}
+tuned = re.search(r"TUNED: Detection = Detection \{(.*?)\}", formation, re.S)
+if tuned:
+    expected.update(re.findall(r"(\w+): (\d+)", tuned.group(1)))
+for key in (
+    "synchronous_mode",
+    "synchronous_mode_strict",
+    "synchronous_node_count",
+    "use_pg_rewind",
+    "wal_log_hints",
+    "max_connections",
+    "wal_retrieve_retry_interval",
+):
+    m = re.search(rf"^\s*{key}: (.+)$", formation, re.M)
+    if m:
+        expected[key] = m.group(1).strip().strip('"')
+if len(expected) != 10:
+    fail(f"src/local/formation.rs: found {sorted(expected)} of the formation's settings, not ten")
+
+
+def leaves(tree):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from leaves(value)
+        else:
+            yield key, str(value).lower() if isinstance(value, bool) else str(value)
+
+
+deployed = dict(leaves(patroni["bootstrap"]["dcs"]))
+for key, value in sorted(expected.items()):
+    if deployed.get(key) != value:
+        fail(f"deploy/patroni/patroni.yml: {key} is {deployed.get(key)!r}, the tests' {value!r}")
+
+dockerfile = (patroni_dir / "Dockerfile").read_text()
+config_at = re.search(r"^COPY patroni\.yml (\S+)$", dockerfile, re.M)
+if not config_at or f'"{config_at.group(1)}"' not in dockerfile.split("ENTRYPOINT", 1)[-1]:
+    fail("deploy/patroni/Dockerfile: ENTRYPOINT does not run the patroni.yml it copies")
+major = re.search(r"^FROM postgres:(\d+)", dockerfile, re.M)
+if not major or f"/postgresql/{major.group(1)}/bin" not in patroni["postgresql"].get("bin_dir", ""):
+    fail("deploy/patroni: bin_dir is not the PostgreSQL of the image's FROM")
 
 if problems:
     print("compose-check found problems:")
@@ -145,5 +320,6 @@ if problems:
     sys.exit(1)
 print(
     f"compose consistency: ok ({len(servers)} instances on port {port}, "
+    f"{len(shard_urls)} shards, {len(nodes)} Patroni nodes, "
     f"{len(known)} TROVE_* settings known to the binary)"
 )

@@ -93,6 +93,7 @@ impl Application {
         };
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let (shutdown, watch) = tokio::sync::watch::channel(false);
+        engine.shards.watch_groups(watch.clone());
         let redis = match config.redis() {
             Some(settings) => Some(Redis::new(&settings).map_err(std::io::Error::other)?),
             None => {

@@ -187,7 +187,13 @@ impl Sample {
             let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
             g.get_metric_with_label_values(&label_values)?.set(v);
         }
-        self.families.extend(g.collect());
+        // A family without a series (no replicated shard, say) is left out: the text
+        // format has no way to say it, and the encoder refuses it.
+        self.families.extend(
+            g.collect()
+                .into_iter()
+                .filter(|f| !f.get_metric().is_empty()),
+        );
         Ok(())
     }
 
@@ -204,7 +210,13 @@ impl Sample {
             let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
             c.get_metric_with_label_values(&label_values)?.inc_by(v);
         }
-        self.families.extend(c.collect());
+        // A family without a series (no replicated shard, say) is left out: the text
+        // format has no way to say it, and the encoder refuses it.
+        self.families.extend(
+            c.collect()
+                .into_iter()
+                .filter(|f| !f.get_metric().is_empty()),
+        );
         Ok(())
     }
 
@@ -237,7 +249,18 @@ mod tests {
         .expect("gauge");
         s.counter("trove_redis_errors_total", "Redis errors.", 3)
             .expect("counter");
+        // No replicated shard: families without a series are left out, not an error.
+        s.gauge("trove_shard_synchronous", "Sync.", &["shard"], vec![])
+            .expect("empty gauge");
+        s.counters(
+            "trove_shard_degraded_total",
+            "Degraded.",
+            &["shard"],
+            vec![],
+        )
+        .expect("empty counters");
         let text = m.render(s).expect("render");
+        assert!(!text.contains("trove_shard_synchronous"));
         assert!(text.contains("trove_claims_total{outcome=\"opened\",shard=\"1\"} 1"));
         assert!(text.contains("trove_claims_total{outcome=\"zone_exhausted\",shard=\"0\"} 1"));
         // The probe's claim is counted apart: not in trove_claims_total, not in the latency.

@@ -180,6 +180,39 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
             .map(|shard| (vec![shard.index.to_string()], shard.failovers()))
             .collect(),
     )?;
+    let lags = shards.iter().flat_map(|shard| {
+        let shard_label = shard.index.to_string();
+        shard
+            .standby_lags()
+            .into_iter()
+            .map(move |(host, lag)| (vec![shard_label.clone(), host], lag as f64))
+    });
+    s.gauge(
+        "trove_shard_standby_lag_bytes",
+        "WAL bytes a replicated shard's standby has yet to replay (sampled every second).",
+        &["shard", "host"],
+        lags.collect(),
+    )?;
+    let synchronous = shards.iter().filter_map(|shard| {
+        let v = if shard.synchronous()? { 1.0 } else { 0.0 };
+        Some((vec![shard.index.to_string()], v))
+    });
+    s.gauge(
+        "trove_shard_synchronous",
+        "1 while a replicated shard's primary makes commits wait for a standby; 0 while it commits alone (degraded: an acknowledged claim may be lost in a failover).",
+        &["shard"],
+        synchronous.collect(),
+    )?;
+    s.counters(
+        "trove_shard_degraded_total",
+        "Times a replicated shard's primary was seen to stop waiting for a standby.",
+        &["shard"],
+        shards
+            .iter()
+            .filter(|shard| shard.host_names().len() > 1)
+            .map(|shard| (vec![shard.index.to_string()], shard.degradations()))
+            .collect(),
+    )?;
     pool_gauges(
         &mut s,
         &[

@@ -92,6 +92,8 @@ impl Drop for Etcd {
 pub struct Node {
     pub name: String,
     pub port: u16,
+    /// Patroni's REST API.
+    pub api_port: u16,
     dir: PathBuf,
     config: PathBuf,
     patroni: Option<Child>,
@@ -143,6 +145,7 @@ impl Formation {
             let mut node = Node {
                 name,
                 port: pg_port,
+                api_port,
                 dir: node_dir,
                 config,
                 patroni: None,
@@ -209,6 +212,24 @@ impl Formation {
         text
     }
 
+    /// Changes the formation's dynamic configuration (Patroni's `PATCH /config`, through the
+    /// first node that answers), e.g. `{"synchronous_mode_strict": false}`.
+    pub async fn patch_config(&self, patch: &serde_json::Value) -> Result<()> {
+        let client = reqwest::Client::new();
+        let mut last = String::from("no node");
+        for node in &self.nodes {
+            let url = format!("http://127.0.0.1:{}/config", node.api_port);
+            match client.patch(&url).json(patch).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("{}: {}", node.name, r.status()),
+                Err(e) => last = format!("{}: {e}", node.name),
+            }
+        }
+        Err(LocalError::Formation(format!(
+            "patching the configuration: {last}"
+        )))
+    }
+
     /// The formation as one shard URL (libpq's multi-host form) for database `db`.
     pub fn url(&self, db: &str) -> String {
         let hosts: Vec<String> = self
@@ -270,6 +291,16 @@ impl Node {
     fn postmaster_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.dir.join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Whether Patroni has made this node the synchronous standby (its `GET /sync`).
+    pub async fn is_sync_standby(&self) -> bool {
+        let url = format!("http://127.0.0.1:{}/sync", self.api_port);
+        let ask = reqwest::Client::new().get(url).send();
+        match tokio::time::timeout(Duration::from_secs(1), ask).await {
+            Ok(Ok(r)) => r.status().is_success(),
+            _ => false,
+        }
     }
 
     /// Whether the node's PostgreSQL is a standby (None: it does not answer).

@@ -7,6 +7,7 @@
 //! knows its identity, and TROVE_SHARDS lists them in ordinal order, only ever appended.
 
 pub mod cli;
+mod group;
 mod hash;
 mod hosts;
 mod placement;

@@ -16,6 +16,9 @@ pub struct HostRole {
     pub role: &'static str,
     /// For a standby: WAL bytes it has yet to replay to be where the primary is.
     pub lag_bytes: Option<u64>,
+    /// For the primary: whether its commits wait for a standby (false: the failover engine
+    /// degraded it to asynchronous commit, and an acknowledged claim may be on it alone).
+    pub synchronous: Option<bool>,
     pub error: Option<String>,
 }
 
@@ -33,7 +36,8 @@ impl Shard {
                     .fetch_one(&mut conn)
                     .await?;
                 let _ = sqlx::Connection::close(conn).await;
-                Ok::<_, sqlx::Error>((row.standby, row.lsn.as_deref().and_then(parse_lsn)))
+                let lsn = row.lsn.as_deref().and_then(parse_lsn);
+                Ok::<_, sqlx::Error>((row.standby, lsn, row.synchronous))
             };
             let answer = match tokio::time::timeout(Duration::from_secs(1), ask).await {
                 Ok(Ok(row)) => Ok(row),
@@ -44,25 +48,27 @@ impl Shard {
         });
         let answers = futures_util::future::join_all(asks).await;
         let primary_lsn = answers.iter().find_map(|(_, a)| match a {
-            Ok((false, lsn)) => *lsn,
+            Ok((false, lsn, _)) => *lsn,
             _ => None,
         });
         answers
             .into_iter()
             .map(|(host, answer)| match answer {
-                Ok((standby, lsn)) => HostRole {
+                Ok((standby, lsn, synchronous)) => HostRole {
                     host,
                     role: if standby { "standby" } else { "primary" },
                     lag_bytes: match (standby, primary_lsn, lsn) {
                         (true, Some(p), Some(s)) => Some(p.saturating_sub(s)),
                         _ => None,
                     },
+                    synchronous: (!standby).then_some(synchronous),
                     error: None,
                 },
                 Err(e) => HostRole {
                     host,
                     role: "down",
                     lag_bytes: None,
+                    synchronous: None,
                     error: Some(e),
                 },
             })
@@ -82,6 +88,10 @@ pub fn host_lines(hosts: &[HostRole]) -> Vec<String> {
         .iter()
         .map(|h| match (h.role, h.lag_bytes, &h.error) {
             ("standby", Some(lag), _) => format!("  host {}: standby, {lag} bytes behind", h.host),
+            ("primary", _, _) if h.synchronous == Some(false) => format!(
+                "  host {}: primary, ASYNCHRONOUS (commits do not wait for a standby)",
+                h.host
+            ),
             (_, _, Some(e)) => format!("  host {}: {} ({e})", h.host, h.role),
             _ => format!("  host {}: {}", h.host, h.role),
         })

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 use sqlx::{ConnectOptions, Connection};
 
+use super::group::Watched;
 use super::hosts::{host_of, host_urls, redact};
 use super::Settings;
 use crate::error::{Error, Result};
@@ -49,6 +50,8 @@ struct Found {
     failovers: AtomicU64,
     /// Whether the primary has been found at all yet.
     located: AtomicBool,
+    /// What the group's watcher saw last.
+    watched: Watched,
 }
 
 /// One server of a shard's group.
@@ -170,6 +173,10 @@ impl Shard {
     /// The host the shard's writes go to (the primary, as last found).
     pub fn primary_host(&self) -> &str {
         &self.hosts[self.found.primary.load(Ordering::Acquire)].name
+    }
+
+    pub(super) fn watched(&self) -> &Watched {
+        &self.found.watched
     }
 
     /// Times this shard's primary was found on another host than before.

@@ -107,6 +107,8 @@ impl ShardSet {
     pub async fn status(&self) -> Vec<ShardStatus> {
         let mut out = Vec::with_capacity(self.len());
         for shard in self.all() {
+            // `trove shards` starts cold: a group's first host may be a standby.
+            shard.locate_primary().await;
             let pool = shard.current_pool();
             let row = sqlx::query_file!("sql/shard_status.sql")
                 .fetch_one(&pool)

@@ -30,7 +30,7 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
         "postgres://trove@127.0.0.1:{},127.0.0.1:{}/{db}",
         standby.port, primary.port
     );
-    let app = spawn_app_on(vec![fresh_db_on(0).await, group]).await;
+    let app = spawn_app_on(vec![fresh_db_on(0).await, group.clone()]).await;
     app.starter().await;
     let zone = zone_on(1, "grouped");
     assert_eq!(
@@ -84,7 +84,16 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
         serde_json::json!([]),
         "{ready}"
     );
-    let (lines, _) = trove::shards::report(&app.engine.shards.status().await);
+    // `trove shards` starts cold, with the standby listed first.
+    let cold = trove::shards::ShardSet::new(&trove::shards::Settings {
+        urls: vec![fresh_db_on(0).await, group.clone()],
+        pool_size: 2,
+        acquire_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(5),
+    })
+    .expect("shards");
+    let (lines, down) = trove::shards::report(&cold.status().await);
+    assert_eq!(down, 0, "{lines:?}");
     let standby_line = format!("  host 127.0.0.1:{}: standby, ", standby.port);
     assert!(
         lines.iter().any(|l| l.starts_with(&standby_line)),
@@ -110,8 +119,8 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
     );
 }
 
-/// A claim retried (as a client would) while its shard answers 503 `shard_unavailable`, until
-/// it is answered with a success, within `within`.
+/// A claim retried (as a client would) while its shard answers 503 `shard_unavailable` or
+/// 408 `request_timeout`, until it is answered with a success, within `within`.
 async fn claim_until_answered(
     app: &TestApp,
     zone: &str,
@@ -125,7 +134,13 @@ async fn claim_until_answered(
         if r.status.is_success() {
             return r;
         }
-        assert_eq!(r.code(), "shard_unavailable", "{:?}", r.body);
+        // 408: the attempt outlasted the request (waiting for a commit): outcome unknown.
+        let code = r.code();
+        assert!(
+            code == "shard_unavailable" || code == "request_timeout",
+            "{:?}",
+            r.body
+        );
         assert!(Instant::now() < deadline, "never answered: {:?}", r.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -289,6 +304,30 @@ async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() 
         );
     }
 
+    // The watcher sees both standbys and a primary that waits for one.
+    wait_for_metric(
+        &app,
+        "trove_shard_synchronous",
+        1.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = app.metrics_text().await;
+    for (i, node) in formation
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != first)
+    {
+        let host = format!("127.0.0.1:{}", node.port);
+        let lag = metric(
+            &text,
+            "trove_shard_standby_lag_bytes",
+            &[("shard", "1"), ("host", &host)],
+        );
+        assert!(lag.is_some(), "no lag for standby {i}: {text}");
+    }
+
     // A subscriber of the replicated shard's zone, through both failovers.
     let mut ws = crate::realtime::connect(&app, "watcher").await;
     crate::realtime::subscribe(&mut ws, &[&failing]).await;
@@ -448,7 +487,8 @@ async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() 
     // The boards equal the ledger the new primary has: no entry for a claim it lost.
     let scopes = ["global".to_owned(), failing.clone(), steady.clone()];
     crate::redis::boards_match_ledger(&app, &scopes).await;
-    without_standbys_claims_wait(&app, &mut formation, primary, &failing).await;
+    let standby = without_standbys_claims_wait(&app, &mut formation, primary, &failing).await;
+    degrading_is_counted(&app, &mut formation, standby, &failing).await;
     drop(formation);
     drop(etcd);
 }
@@ -461,7 +501,7 @@ async fn without_standbys_claims_wait(
     formation: &mut Formation,
     primary: usize,
     zone: &str,
-) {
+) -> usize {
     let standbys: Vec<usize> = (0..formation.nodes.len())
         .filter(|&i| i != primary)
         .collect();
@@ -502,4 +542,63 @@ async fn without_standbys_claims_wait(
     };
     let ledger = keyed_ledger(app, 1, zone).await;
     assert_eq!(ledger.get("while-alone").map(|&c| c.into()), Some(chest));
+    standbys[0]
+}
+
+/// Waits until the metric `name{shard="1"}` reads `want`.
+async fn wait_for_metric(app: &TestApp, name: &str, want: f64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = app.metrics_text().await;
+        if metric(&text, name, &[("shard", "1")]) == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} never {want}: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The opt-in degrade (`synchronous_mode_strict: false`): when the last standby stops, the
+/// primary commits alone, so claims are answered, and Trove says the shard is degraded
+/// (`trove_shard_synchronous` 0, `trove_shard_degraded_total` counted, a warning logged).
+async fn degrading_is_counted(
+    app: &TestApp,
+    formation: &mut Formation,
+    standby: usize,
+    zone: &str,
+) {
+    wait_for_metric(app, "trove_shard_synchronous", 1.0, Duration::from_secs(10)).await;
+    let text = app.metrics_text().await;
+    assert_eq!(
+        metric(&text, "trove_shard_degraded_total", &[("shard", "1")]),
+        Some(0.0),
+        "{text}"
+    );
+    formation
+        .patch_config(&serde_json::json!({"synchronous_mode_strict": false}))
+        .await
+        .expect("strict mode off");
+    // Patroni degrades when the standby it made synchronous goes: wait until it has one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !formation.nodes[standby].is_sync_standby().await {
+        assert!(Instant::now() < deadline, "no synchronous standby");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    formation.nodes[standby].stop();
+    let token = app.token("degraded");
+    let started = Instant::now();
+    let r = claim_until_answered(app, zone, &token, Some("alone"), Duration::from_secs(30)).await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    println!(
+        "degraded: answered {:?} after the last standby stopped",
+        started.elapsed()
+    );
+    wait_for_metric(app, "trove_shard_synchronous", 0.0, Duration::from_secs(5)).await;
+    wait_for_metric(
+        app,
+        "trove_shard_degraded_total",
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
 }
