@@ -14,6 +14,13 @@ use sqlx::{ConnectOptions, Connection};
 use super::cluster::{chown_to_postgres, free_port, PgBinaries};
 use super::{LocalError, Result};
 
+mod config;
+mod etcd;
+
+pub use etcd::Etcd;
+
+use config::{patroni_config, PatroniConfig};
+
 /// How fast Patroni notices a lost primary. The leader lock lives `ttl` seconds unless its
 /// holder renews it (every `loop_wait`), so a primary that dies is replaced about `ttl`
 /// seconds later; a primary that is stopped cleanly hands over within `loop_wait`.
@@ -40,63 +47,39 @@ impl Detection {
     };
 }
 
-/// One etcd member, Patroni's store.
-pub struct Etcd {
-    pub client_port: u16,
-    child: Child,
-}
-
-impl Etcd {
-    /// Starts a single-member etcd with its data in `dir`, on free ports from `first_port` up.
-    pub fn start(dir: &Path, first_port: u16) -> Result<Etcd> {
-        let client_port = free_port(first_port);
-        let peer_port = free_port(client_port + 1);
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, "creating", e))?;
-        chown_to_postgres(dir)?;
-        let client = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let log = log_file(&dir.join("etcd.log"))?;
-        let mut cmd = Command::new("etcd");
-        cmd.args(["--name", "e0", "--data-dir"])
-            .arg(dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("e0={peer}")]);
-        let child = spawn(cmd, log, "etcd (Debian: `apt-get install -y etcd-server`)")?;
-        Ok(Etcd { client_port, child })
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// One node of a formation: a Patroni and the PostgreSQL it runs.
 pub struct Node {
     pub name: String,
+    /// Where its clients reach its PostgreSQL and REST API.
+    pub host: String,
     pub port: u16,
     /// Patroni's REST API.
     pub api_port: u16,
     dir: PathBuf,
     config: PathBuf,
+    netns: Option<String>,
     patroni: Option<Child>,
+}
+
+/// Where a node runs: the address its peers reach it at, the one its clients (Trove) do,
+/// and the network namespace it runs in, if not this process's (tests that cut its links
+/// give it one of its own, where it listens on every address).
+#[derive(Debug, Clone)]
+pub struct NodeHost {
+    pub addr: String,
+    pub client_addr: String,
+    pub netns: Option<String>,
+}
+
+impl NodeHost {
+    /// On the loopback, in this process's namespace.
+    pub fn local() -> NodeHost {
+        NodeHost {
+            addr: "127.0.0.1".to_owned(),
+            client_addr: "127.0.0.1".to_owned(),
+            netns: None,
+        }
+    }
 }
 
 /// A shard's servers under Patroni (scope `scope`), sharing an etcd.
@@ -117,12 +100,27 @@ impl Formation {
         detection: Detection,
         settings: &[(&str, &str)],
     ) -> Result<Formation> {
+        let hosts = vec![NodeHost::local(); nodes];
+        Formation::start_on(dir, scope, etcd, &hosts, first_port, detection, settings)
+    }
+
+    /// The same with a node on each of `hosts`.
+    pub fn start_on(
+        dir: &Path,
+        scope: &str,
+        etcd: &Etcd,
+        hosts: &[NodeHost],
+        first_port: u16,
+        detection: Detection,
+        settings: &[(&str, &str)],
+    ) -> Result<Formation> {
         let bins = PgBinaries::find()?;
         std::fs::create_dir_all(dir).map_err(|e| io(dir, "creating", e))?;
         chown_to_postgres(dir)?;
         let mut port = first_port;
         let mut formation = Formation { nodes: Vec::new() };
-        for i in 0..nodes {
+        let etcd_at = format!("{}:{}", etcd.host, etcd.client_port);
+        for (i, host) in hosts.iter().enumerate() {
             let pg_port = free_port(port);
             let api_port = free_port(pg_port + 1);
             port = api_port + 1;
@@ -132,7 +130,13 @@ impl Formation {
             let yaml = patroni_config(PatroniConfig {
                 scope,
                 name: &name,
-                etcd_port: etcd.client_port,
+                host: &host.addr,
+                listen: if host.netns.is_some() {
+                    "0.0.0.0"
+                } else {
+                    &host.addr
+                },
+                etcd: &etcd_at,
                 pg_port,
                 api_port,
                 data_dir: &node_dir,
@@ -144,10 +148,12 @@ impl Formation {
             chown_to_postgres(&config)?;
             let mut node = Node {
                 name,
+                host: host.client_addr.clone(),
                 port: pg_port,
                 api_port,
                 dir: node_dir,
                 config,
+                netns: host.netns.clone(),
                 patroni: None,
             };
             node.start()?;
@@ -218,7 +224,7 @@ impl Formation {
         let client = reqwest::Client::new();
         let mut last = String::from("no node");
         for node in &self.nodes {
-            let url = format!("http://127.0.0.1:{}/config", node.api_port);
+            let url = format!("http://{}:{}/config", node.host, node.api_port);
             match client.patch(&url).json(patch).send().await {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => last = format!("{}: {}", node.name, r.status()),
@@ -235,7 +241,7 @@ impl Formation {
         let hosts: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("{}:{}", n.host, n.port))
             .collect();
         format!("postgres://trove@{}/{db}", hosts.join(","))
     }
@@ -259,6 +265,7 @@ impl Node {
             cmd,
             log,
             "patroni (Debian: `apt-get install -y patroni`)",
+            self.netns.as_deref(),
         )?);
         Ok(())
     }
@@ -295,7 +302,7 @@ impl Node {
 
     /// Whether Patroni has made this node the synchronous standby (its `GET /sync`).
     pub async fn is_sync_standby(&self) -> bool {
-        let url = format!("http://127.0.0.1:{}/sync", self.api_port);
+        let url = format!("http://{}:{}/sync", self.host, self.api_port);
         let ask = reqwest::Client::new().get(url).send();
         match tokio::time::timeout(Duration::from_secs(1), ask).await {
             Ok(Ok(r)) => r.status().is_success(),
@@ -318,7 +325,7 @@ impl Node {
     /// A connection to database `db` on this node, bounded by a second.
     pub async fn connect(&self, db: &str) -> Result<sqlx::PgConnection> {
         let options = sqlx::postgres::PgConnectOptions::new()
-            .host("127.0.0.1")
+            .host(&self.host)
             .port(self.port)
             .username("trove")
             .database(db);
@@ -332,90 +339,46 @@ impl Node {
     }
 }
 
-struct PatroniConfig<'a> {
-    scope: &'a str,
-    name: &'a str,
-    etcd_port: u16,
-    pg_port: u16,
-    api_port: u16,
-    data_dir: &'a Path,
-    bin_dir: &'a Path,
-    detection: Detection,
-    settings: &'a [(&'a str, &'a str)],
-}
-
-/// A node's Patroni configuration. Every node trusts local connections (like the local
-/// stack's clusters); the superuser is `trove`, as in the local stack.
-fn patroni_config(c: PatroniConfig) -> String {
-    let mut parameters = String::new();
-    for (k, v) in c.settings {
-        parameters.push_str(&format!("        {k}: \"{v}\"\n"));
-    }
-    format!(
-        r#"scope: {scope}
-name: {name}
-restapi:
-  listen: 127.0.0.1:{api}
-  connect_address: 127.0.0.1:{api}
-etcd3:
-  hosts: 127.0.0.1:{etcd}
-bootstrap:
-  dcs:
-    ttl: {ttl}
-    loop_wait: {loop_wait}
-    retry_timeout: {retry}
-    # A standby is promoted only if it was synchronous, and commits wait for a standby
-    # rather than ever going on without one: no acknowledged claim is on one server only.
-    synchronous_mode: true
-    synchronous_mode_strict: true
-    synchronous_node_count: 1
-    postgresql:
-      use_pg_rewind: true
-      parameters:
-        wal_log_hints: "on"
-        max_connections: 200
-        # A standby retries its primary every 0.5 s (not 5 s), so after a promotion the new
-        # primary gets its synchronous standby, and with it its writes, back sooner.
-        wal_retrieve_retry_interval: 500ms
-{parameters}  initdb:
-    - encoding: UTF8
-    - locale: C
-    - auth: trust
-postgresql:
-  listen: 127.0.0.1:{pg}
-  connect_address: 127.0.0.1:{pg}
-  data_dir: {data}
-  bin_dir: {bin}
-  pgpass: {data}.pgpass
-  authentication:
-    superuser:
-      username: trove
-    replication:
-      username: trove
-  parameters:
-    unix_socket_directories: ""
-  pg_hba:
-    - host all all 127.0.0.1/32 trust
-    - host replication all 127.0.0.1/32 trust
-"#,
-        scope = c.scope,
-        name = c.name,
-        api = c.api_port,
-        etcd = c.etcd_port,
-        ttl = c.detection.ttl,
-        loop_wait = c.detection.loop_wait,
-        retry = c.detection.retry_timeout,
-        pg = c.pg_port,
-        data = c.data_dir.display(),
-        bin = c.bin_dir.display(),
-    )
-}
-
 /// Runs `cmd` as the `postgres` user when we are root (PostgreSQL refuses root, and Patroni
-/// runs it), its output into `log`.
-fn spawn(mut cmd: Command, log: std::fs::File, what: &str) -> Result<Child> {
-    if let Some((uid, gid)) = super::cluster::postgres_ids()? {
-        cmd.uid(uid).gid(gid).env("HOME", "/tmp");
+/// runs it), its output into `log`, in network namespace `netns` (one `ip netns add` made)
+/// if given.
+fn spawn(mut cmd: Command, log: std::fs::File, what: &str, netns: Option<&str>) -> Result<Child> {
+    let ids = super::cluster::postgres_ids()?;
+    let namespace = match netns {
+        Some(ns) => {
+            let path = format!("/run/netns/{ns}");
+            Some(std::fs::File::open(&path).map_err(|e| LocalError::Io(path, e))?)
+        }
+        None => None,
+    };
+    if let Some(ns) = &namespace {
+        // Joining a namespace needs root, and Command's uid/gid would drop it before a
+        // pre_exec hook runs: join first, then become `postgres` by hand.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(ns);
+        // SAFETY: between fork and exec the hook only makes async-signal-safe system calls,
+        // on a descriptor the parent keeps open until the spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fail = || Err(std::io::Error::last_os_error());
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return fail();
+                }
+                if let Some((uid, gid)) = ids {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return fail();
+                    }
+                }
+                Ok(())
+            });
+        }
+    } else if let Some((uid, gid)) = ids {
+        cmd.uid(uid).gid(gid);
+    }
+    if ids.is_some() {
+        cmd.env("HOME", "/tmp");
     }
     let err = log
         .try_clone()
