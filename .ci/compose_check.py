@@ -13,7 +13,7 @@ a shard URL lists exactly the nodes of one Patroni scope, at least three, on the
 port, with the superuser's credentials; every node is named after its service, advertises its
 own addresses, has its own volume, names an etcd service it waits for, and its health check
 asks its REST API; `migrate` waits for every node; deploy/patroni/patroni.yml carries the
-settings of the formation the failover tests run (src/local/formation.rs).
+settings of the formation the failover tests run (src/local/formation/).
 """
 
 import re
@@ -270,8 +270,11 @@ for name in sorted(nodes):
     if (waits.get(name) or {}).get("condition") != "service_healthy":
         fail(f"migrate: does not wait for {name} to be healthy")
 
-# The settings the failover tests prove (src/local/formation.rs) are the ones deployed.
-formation = (root / "src/local/formation.rs").read_text()
+# The settings the failover tests prove (src/local/formation/: the detection in mod.rs, the
+# Patroni YAML in config.rs) are the ones deployed.
+formation = "".join(
+    (root / "src/local/formation" / f).read_text() for f in ("mod.rs", "config.rs")
+)
 expected = {}
 tuned = re.search(r"TUNED: Detection = Detection \{(.*?)\}", formation, re.S)
 if tuned:
@@ -289,7 +292,7 @@ for key in (
     if m:
         expected[key] = m.group(1).strip().strip('"')
 if len(expected) != 10:
-    fail(f"src/local/formation.rs: found {sorted(expected)} of the formation's settings, not ten")
+    fail(f"src/local/formation/: found {sorted(expected)} of the formation's settings, not ten")
 
 
 def leaves(tree):

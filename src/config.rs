@@ -104,6 +104,12 @@ pub struct Config {
     )]
     pub db_statement_timeout_ms: u64,
 
+    /// Replicated shards: zone totals and chest listings may come from a standby that holds
+    /// everything its primary had at most this many ms ago (else from the primary). Unset:
+    /// every read goes to the primary.
+    #[arg(long, env = "TROVE_READ_REPLICA_STALENESS_MS", value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub read_replica_staleness_ms: Option<u64>,
+
     /// Largest accepted request body, in bytes (larger: 413).
     #[arg(long, env = "TROVE_BODY_LIMIT", default_value_t = 65536, global = true)]
     pub body_limit: usize,
@@ -309,6 +315,15 @@ pub struct Config {
     /// $XDG_DATA_HOME/trove (or ~/.local/share/trove); /var/lib/trove when run as root.
     #[arg(long, env = "TROVE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+
+    /// The local stack's standbys per shard. 0: each shard is one plain PostgreSQL cluster.
+    /// 1-4: each shard is a Patroni formation of a primary and that many standbys, sharing one
+    /// etcd (Debian: patroni, etcd-server, python3-etcd), to watch a failover. Commits wait for
+    /// a synchronous standby (synchronous_mode_strict): 2 keeps writes going when one node is
+    /// lost; with 1, writes wait while the one standby is down.
+    #[arg(long, env = "TROVE_LOCAL_STANDBYS", default_value_t = 0, global = true,
+          value_parser = clap::value_parser!(u8).range(0..=i64::from(crate::local::MAX_STANDBYS)))]
+    pub local_standbys: u8,
 }
 
 /// How log lines are written.
@@ -406,6 +421,7 @@ impl Config {
             pool_size: self.db_pool_size,
             acquire_timeout: self.acquire_timeout(),
             statement_timeout: self.statement_timeout(),
+            read_staleness: self.read_replica_staleness_ms.map(Duration::from_millis),
         }
     }
 

@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         }
         // No shards configured: run on the private local stack (started here, stopped on exit).
         command if config.shards.is_empty() => {
-            let stack = LocalStack::start(&data_dir)
+            let mut stack = LocalStack::start(&data_dir, config.local_standbys)
                 .await
                 .with_context(|| format!("starting the local stack in {}", data_dir.display()))?;
             config.shards = stack.shard_urls.clone();
@@ -98,10 +98,15 @@ async fn main() -> anyhow::Result<()> {
                 .receipt_key
                 .get_or_insert_with(|| stack.receipt_key.clone());
             let result = run(command, &config, Some(&stack)).await;
-            stack.stop();
+            stack.stop().await;
             result?;
         }
-        command => run(command, &config, None).await?,
+        command => {
+            if config.local_standbys > 0 {
+                tracing::warn!("TROVE_LOCAL_STANDBYS applies to the local stack only: ignored with TROVE_SHARDS");
+            }
+            run(command, &config, None).await?
+        }
     }
     Ok(())
 }
@@ -148,7 +153,7 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             let (keys, engine) = (config.jwt_keys()?, engine()?);
             if let Some(stack) = local {
                 stack
-                    .welcome(&engine, &keys)
+                    .welcome(&engine, &keys, config.listen)
                     .await
                     .context("preparing the local stack")?;
             }

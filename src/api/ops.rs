@@ -213,6 +213,16 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
             .map(|shard| (vec![shard.index.to_string()], shard.degradations()))
             .collect(),
     )?;
+    s.counters(
+        "trove_shard_standby_reads_total",
+        "Reads (zone totals, chest listings) a replicated shard's standby served (TROVE_READ_REPLICA_STALENESS_MS).",
+        &["shard"],
+        shards
+            .iter()
+            .filter(|shard| shard.host_names().len() > 1)
+            .map(|shard| (vec![shard.index.to_string()], shard.standby_reads()))
+            .collect(),
+    )?;
     pool_gauges(
         &mut s,
         &[

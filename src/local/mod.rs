@@ -1,16 +1,19 @@
 //! The zero-setup local stack: private PostgreSQL clusters started from the machine's
 //! installed binaries (as the `postgres` user when Trove runs as root, since PostgreSQL refuses
-//! to run as root), kept in a data dir that survives restarts, plus a seeded demo world.
-//! Tests and benchmarks use the same code for their throwaway clusters and Redis servers.
+//! to run as root), kept in a data dir that survives restarts, plus a seeded demo world; or,
+//! with `TROVE_LOCAL_STANDBYS`, every shard a Patroni formation (`ha`). Tests and benchmarks
+//! use the same code for their throwaway clusters, formations and Redis servers.
 
 mod cluster;
 pub mod formation;
+mod ha;
 mod redis;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use cluster::{free_port, Cluster, PgBinaries, THROWAWAY_SETTINGS};
+pub use ha::{HaNode, HaShard, HaStack, MAX_STANDBYS};
 pub use redis::RedisServer;
 
 use cluster::is_root;
@@ -63,9 +66,13 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/trove")
 }
 
-/// A running local stack: two shard clusters, the token secret and the receipt key.
+/// A running local stack: two shards (plain clusters, or formations in HA mode), the token
+/// secret and the receipt key.
 pub struct LocalStack {
+    /// The plain clusters (none in HA mode).
     pub clusters: Vec<Cluster>,
+    /// HA mode's formations.
+    pub ha: Option<HaStack>,
     pub shard_urls: Vec<String>,
     pub jwt_secret: String,
     /// The Ed25519 secret key (hex) receipts are signed with.
@@ -77,26 +84,24 @@ pub struct LocalStack {
 pub const LOCAL_SHARDS: usize = 2;
 
 impl LocalStack {
-    /// Starts (initialising on first use) the local shards in `data_dir`.
-    pub async fn start(data_dir: &Path) -> Result<LocalStack> {
+    /// Starts (initialising on first use) the local shards in `data_dir`: plain clusters, or
+    /// with `standbys` ≥ 1 formations of a primary and that many standbys.
+    pub async fn start(data_dir: &Path, standbys: u8) -> Result<LocalStack> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| LocalError::Io(format!("creating {}", data_dir.display()), e))?;
-        let mut clusters = Vec::new();
-        let mut shard_urls = Vec::new();
-        for i in 0..LOCAL_SHARDS {
-            let cluster = Cluster::ensure(
-                &data_dir.join(format!("shard{i}")),
-                54330 + 10 * i as u16,
-                &[],
-            )?;
-            cluster.create_database("trove", None).await?;
-            shard_urls.push(cluster.url("trove"));
-            clusters.push(cluster);
-        }
+        let (clusters, ha) = match standbys {
+            0 => (plain_clusters(data_dir).await?, None),
+            n => (Vec::new(), Some(HaStack::start(data_dir, n).await?)),
+        };
+        let shard_urls = match &ha {
+            Some(ha) => ha.shards.iter().map(|s| s.url.clone()).collect(),
+            None => clusters.iter().map(|c| c.url("trove")).collect(),
+        };
         let jwt_secret = secret_in(data_dir, "jwt-secret")?;
         let receipt_key = secret_in(data_dir, "receipt-key")?;
         Ok(LocalStack {
             clusters,
+            ha,
             shard_urls,
             jwt_secret,
             receipt_key,
@@ -106,17 +111,33 @@ impl LocalStack {
 
     /// Makes the stack ready to serve: migrates its shards, seeds the demo world once, and
     /// prints where everything is, with a demo player token and an admin token.
-    pub async fn welcome(&self, engine: &Engine, keys: &JwtKeys) -> Result<()> {
+    /// `listen` is where Trove is about to listen (for the failover hint's `/readyz`).
+    pub async fn welcome(
+        &self,
+        engine: &Engine,
+        keys: &JwtKeys,
+        listen: std::net::SocketAddr,
+    ) -> Result<()> {
         engine.shards.migrate().await?;
         seed_demo(engine).await?;
         let player = keys.issue("demo-player", Role::Player, 7 * 86400)?;
         let admin = keys.issue("demo-admin", Role::Admin, 7 * 86400)?;
+        let servers = match &self.ha {
+            Some(ha) if ha.started_here() => "its Patroni nodes and etcd",
+            Some(_) => "nothing else: another Trove runs these formations",
+            None => "its PostgreSQL",
+        };
         println!(
-            "Local stack in {} (Ctrl-C stops Trove and its PostgreSQL):",
+            "Local stack in {} (Ctrl-C stops Trove and {servers}):",
             self.data_dir.display()
         );
-        for (i, url) in self.shard_urls.iter().enumerate() {
-            println!("  shard {i}: {url}");
+        match &self.ha {
+            Some(ha) => print!("{}", ha.describe(&self.data_dir, listen).await),
+            None => {
+                for (i, url) in self.shard_urls.iter().enumerate() {
+                    println!("  shard {i}: {url}");
+                }
+            }
         }
         let zones: Vec<&str> = DEMO_ZONES.iter().map(|(z, _)| *z).collect();
         println!("  demo zones: {} (loot table `starter`)", zones.join(", "));
@@ -125,14 +146,33 @@ impl LocalStack {
         Ok(())
     }
 
-    /// Stops the clusters this stack started (not ones another Trove process runs).
-    pub fn stop(&self) {
+    /// Stops the clusters or formations this stack started (not ones another Trove process
+    /// runs).
+    pub async fn stop(&mut self) {
+        if let Some(ha) = &mut self.ha {
+            ha.stop().await;
+        }
         for c in self.clusters.iter().filter(|c| c.started_here) {
             if let Err(e) = c.stop() {
                 tracing::warn!(error = %e, "stopping local PostgreSQL");
             }
         }
     }
+}
+
+/// The plain mode's shards: one cluster each, in `<data_dir>/shard{i}`.
+async fn plain_clusters(data_dir: &Path) -> Result<Vec<Cluster>> {
+    let mut clusters = Vec::new();
+    for i in 0..LOCAL_SHARDS {
+        let cluster = Cluster::ensure(
+            &data_dir.join(format!("shard{i}")),
+            54330 + 10 * i as u16,
+            &[],
+        )?;
+        cluster.create_database("trove", None).await?;
+        clusters.push(cluster);
+    }
+    Ok(clusters)
 }
 
 /// The local stack's token secret, if its data dir has one (for tools that talk to a running

@@ -4,12 +4,16 @@
 //! never does) is logged and counted: claims acknowledged then may be on one server only.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
+use sqlx::postgres::PgPool;
+
+use super::replicas::Freshness;
 use super::{HostRole, Shard, ShardSet};
 
-/// How often a group's hosts are asked.
+/// How often a group's hosts are asked (more often with reads from standbys: a quarter of
+/// the staleness bound, at least every 100 ms).
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 const SYNCHRONOUS: u8 = 1;
@@ -22,6 +26,28 @@ pub(super) struct Watched {
     hosts: Mutex<Vec<HostRole>>,
     synchronous: AtomicU8,
     degraded: AtomicU64,
+    freshness: Mutex<Freshness>,
+    replica_pools: OnceLock<Vec<PgPool>>,
+    /// Reads a standby served.
+    standby_reads: AtomicU64,
+}
+
+impl Watched {
+    pub(super) fn freshness(&self) -> MutexGuard<'_, Freshness> {
+        self.freshness.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn replica_pools(&self, init: impl FnOnce() -> Vec<PgPool>) -> &[PgPool] {
+        self.replica_pools.get_or_init(init)
+    }
+
+    pub(super) fn count_standby_read(&self) {
+        self.standby_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn standby_reads(&self) -> u64 {
+        self.standby_reads.load(Ordering::Relaxed)
+    }
 }
 
 impl ShardSet {
@@ -29,11 +55,15 @@ impl ShardSet {
     pub fn watch_groups(&self, stop: tokio::sync::watch::Receiver<bool>) {
         for shard in self.all().iter().filter(|s| s.host_names().len() > 1) {
             let (shard, mut stop) = (Arc::clone(shard), stop.clone());
+            let every = shard.read_staleness().map_or(WATCH_INTERVAL, |bound| {
+                (bound / 4).clamp(Duration::from_millis(100), WATCH_INTERVAL)
+            });
             tokio::spawn(async move {
+                let mut conns = Vec::new();
                 loop {
-                    shard.look().await;
+                    shard.look(&mut conns).await;
                     tokio::select! {
-                        _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+                        _ = tokio::time::sleep(every) => {}
                         _ = stop.changed() => return,
                     }
                 }
@@ -43,9 +73,11 @@ impl ShardSet {
 }
 
 impl Shard {
-    async fn look(&self) {
-        let hosts = self.host_roles().await;
+    async fn look(&self, conns: &mut Vec<Option<sqlx::PgConnection>>) {
+        let started = Instant::now();
+        let hosts = self.host_roles_with(conns).await;
         let watched = self.watched();
+        watched.freshness().note(started, &hosts);
         let primary = hosts.iter().find(|h| h.role == "primary");
         if let Some(p) = primary.and_then(|p| p.synchronous.map(|s| (p, s))) {
             let (host, now) = (&p.0.host, if p.1 { SYNCHRONOUS } else { ASYNCHRONOUS });

@@ -12,6 +12,7 @@ mod hash;
 mod hosts;
 mod placement;
 mod registry;
+mod replicas;
 mod roles;
 mod shard;
 mod status;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub acquire_timeout: Duration,
     /// Server-side statement timeout on every connection.
     pub statement_timeout: Duration,
+    /// How stale a read from a standby may be (`None`: reads go to the primary).
+    pub read_staleness: Option<Duration>,
 }
 
 /// All shards, in configuration order, and where zones live on them.

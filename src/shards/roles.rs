@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, PgConnection};
 
 use super::Shard;
 
@@ -20,32 +20,57 @@ pub struct HostRole {
     /// degraded it to asynchronous commit, and an acknowledged claim may be on it alone).
     pub synchronous: Option<bool>,
     pub error: Option<String>,
+    /// Where its WAL is (written on the primary, replayed on a standby), for the watcher.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub lsn: Option<u64>,
 }
 
 impl Shard {
     /// Every host's role and lag, asked at once (a second at most); empty for a plain shard.
     pub async fn host_roles(&self) -> Vec<HostRole> {
+        let mut conns = Vec::new();
+        let roles = self.host_roles_with(&mut conns).await;
+        for conn in conns.into_iter().flatten() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        roles
+    }
+
+    /// The same over `conns`, a connection per host kept between calls (the watcher asks
+    /// several times a second): one that failed is dropped and made again next time.
+    pub(super) async fn host_roles_with(
+        &self,
+        conns: &mut Vec<Option<PgConnection>>,
+    ) -> Vec<HostRole> {
         let hosts: Vec<_> = self.host_options().collect();
         if hosts.len() < 2 {
             return Vec::new();
         }
-        let asks = hosts.iter().map(|(name, options)| async move {
-            let ask = async {
-                let mut conn = options.connect().await?;
-                let row = sqlx::query_file!("sql/host_role.sql")
-                    .fetch_one(&mut conn)
-                    .await?;
-                let _ = sqlx::Connection::close(conn).await;
-                let lsn = row.lsn.as_deref().and_then(parse_lsn);
-                Ok::<_, sqlx::Error>((row.standby, lsn, row.synchronous))
-            };
-            let answer = match tokio::time::timeout(Duration::from_secs(1), ask).await {
-                Ok(Ok(row)) => Ok(row),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("no answer within 1s".to_owned()),
-            };
-            (name.to_string(), answer)
-        });
+        conns.resize_with(hosts.len(), || None);
+        let asks = hosts
+            .iter()
+            .zip(conns.iter_mut())
+            .map(|((name, options), slot)| async move {
+                let ask = async {
+                    let mut conn = match slot.take() {
+                        Some(conn) => conn,
+                        None => options.connect().await?,
+                    };
+                    let row = sqlx::query_file!("sql/host_role.sql")
+                        .fetch_one(&mut conn)
+                        .await?;
+                    *slot = Some(conn);
+                    let lsn = row.lsn.as_deref().and_then(parse_lsn);
+                    Ok::<_, sqlx::Error>((row.standby, lsn, row.synchronous))
+                };
+                let answer = match tokio::time::timeout(Duration::from_secs(1), ask).await {
+                    Ok(Ok(row)) => Ok(row),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("no answer within 1s".to_owned()),
+                };
+                (name.to_string(), answer)
+            });
         let answers = futures_util::future::join_all(asks).await;
         let primary_lsn = answers.iter().find_map(|(_, a)| match a {
             Ok((false, lsn, _)) => *lsn,
@@ -63,6 +88,7 @@ impl Shard {
                     },
                     synchronous: (!standby).then_some(synchronous),
                     error: None,
+                    lsn,
                 },
                 Err(e) => HostRole {
                     host,
@@ -70,6 +96,7 @@ impl Shard {
                     lag_bytes: None,
                     synchronous: None,
                     error: Some(e),
+                    lsn: None,
                 },
             })
             .collect()

@@ -40,6 +40,8 @@ pub struct Shard {
     probing: AtomicBool,
     /// Requests waiting for a pooled connection right now (sqlx does not count them).
     waiting: AtomicUsize,
+    /// How stale a read from a standby may be (`None`: never from a standby).
+    read_staleness: Option<Duration>,
 }
 
 /// Where a group's primary is, as last found.
@@ -103,13 +105,15 @@ impl Shard {
             size: settings.pool_size.max(1),
             acquire_timeout: settings.acquire_timeout,
         };
-        Ok(Shard::with_pool(
+        let mut shard = Shard::with_pool(
             index,
             redact(url),
             hosts.into(),
             Arc::default(),
             pool_options,
-        ))
+        );
+        shard.read_staleness = settings.read_staleness;
+        Ok(shard)
     }
 
     /// A shard, up until proven down, with a lazy pool to its primary (nothing connects yet).
@@ -132,6 +136,7 @@ impl Shard {
             down: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
+            read_staleness: None,
         }
     }
 
@@ -151,13 +156,20 @@ impl Shard {
             size: size.max(1),
             ..self.pool_options
         };
-        Shard::with_pool(
+        let mut shard = Shard::with_pool(
             self.index,
             self.display_url.clone(),
             hosts.into(),
             Arc::clone(&self.found),
             pool_options,
-        )
+        );
+        shard.read_staleness = self.read_staleness;
+        shard
+    }
+
+    /// How stale a read from a standby may be, if reads may go to one.
+    pub(super) fn read_staleness(&self) -> Option<Duration> {
+        self.read_staleness.filter(|_| self.hosts.len() > 1)
     }
 
     /// The `host:port` of each server of the shard's group, in the URL's order.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Connection;
 
+mod reads;
 mod sealing;
 mod spawn;
 
@@ -234,57 +235,14 @@ impl Engine {
                 self.shards.zone_shard(zone).await?
             };
             let shard = Arc::clone(shard);
-            let row = sqlx::query_file!("sql/zone_stats.sql", zone)
-                .fetch_optional(&mut *shard.acquire().await?)
+            let stats = reads::zone_stats(&mut *shard.acquire().await?, zone)
                 .await
                 .map_err(|e| shard.db_error(e))?;
-            if let Some(r) = row {
-                let stats = ZoneStats {
-                    id: r.id,
-                    chest_count: r.chest_count,
-                    seed_epoch: r.seed_epoch,
-                    commitment: r.commitment,
-                    opened: r.opened,
-                };
+            if let Some(stats) = stats {
                 return Ok((shard, stats));
             }
         }
         Err(Error::ZoneNotFound(zone.to_owned()))
-    }
-
-    /// A zone's totals and seed commitments. O(1) in zone size: no chest is counted.
-    pub async fn zone(&self, zone: &str) -> Result<ZoneView> {
-        validate_zone_name(zone)?;
-        let (shard, row) = self.locate(zone).await?;
-        let mut conn = shard.acquire().await?;
-        let epochs = sqlx::query_file!("sql/zone_epochs.sql", row.id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| shard.db_error(e))?
-            .into_iter()
-            .map(|e| EpochView {
-                epoch: e.epoch,
-                seed_commitment: hex::encode(e.commitment),
-                seed: e.seed.map(hex::encode),
-                revealed_at: e.revealed_at,
-            })
-            .collect::<Vec<EpochView>>();
-        let seed = epochs
-            .iter()
-            .filter(|e| e.seed.is_some())
-            .max_by_key(|e| e.epoch)
-            .and_then(|e| e.seed.clone());
-        Ok(ZoneView {
-            zone: zone.to_owned(),
-            shard: shard.index,
-            total: row.chest_count,
-            opened: row.opened,
-            remaining: row.chest_count - row.opened,
-            seed_epoch: row.seed_epoch,
-            seed_commitment: hex::encode(row.commitment),
-            seed,
-            epochs,
-        })
     }
 
     /// Deletes the synthetic (probe) zones created before `before` on every shard, with all
@@ -385,47 +343,5 @@ impl Engine {
             Some(_) => Error::zone_moving(zone),
             None => Error::ZoneNotFound(zone.to_owned()),
         })
-    }
-
-    /// One keyset page of a zone's chests in id order.
-    pub async fn chests(
-        &self,
-        zone: &str,
-        state: Option<ChestState>,
-        after: i64,
-        limit: i64,
-    ) -> Result<ChestPage> {
-        validate_zone_name(zone)?;
-        let (shard, stats) = self.locate(zone).await?;
-        let rows = sqlx::query_file!(
-            "sql/chests_list.sql",
-            stats.id,
-            after,
-            limit,
-            state != Some(ChestState::Opened),
-            state != Some(ChestState::Unopened)
-        )
-        .fetch_all(&mut *shard.acquire().await?)
-        .await
-        .map_err(|e| shard.db_error(e))?;
-        let next = if rows.len() as i64 == limit {
-            rows.last().map(|r| r.chest_id)
-        } else {
-            None
-        };
-        let chests = rows
-            .into_iter()
-            .map(|r| ChestView {
-                chest_id: r.chest_id,
-                state: if r.opened_by.is_some() {
-                    "opened"
-                } else {
-                    "unopened"
-                },
-                opened_by: r.opened_by,
-                opened_at: r.opened_at,
-            })
-            .collect();
-        Ok(ChestPage { chests, next })
     }
 }

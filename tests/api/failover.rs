@@ -90,6 +90,7 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
         pool_size: 2,
         acquire_timeout: Duration::from_secs(2),
         statement_timeout: Duration::from_secs(5),
+        read_staleness: None,
     })
     .expect("shards");
     let (lines, down) = trove::shards::report(&cold.status().await);

@@ -38,10 +38,12 @@ impl Detection {
         loop_wait: 10,
         retry_timeout: 10,
     };
-    /// Trove's documented tuning: failover in about 8 s (Patroni wants
-    /// `loop_wait + 2 * retry_timeout <= ttl`).
+    /// Trove's documented tuning: a lost primary's lock expires after 7 s, and about 2 s
+    /// later the promoted standby has a synchronous standby of its own and commits again
+    /// (Patroni wants `loop_wait + 2 * retry_timeout <= ttl`: 3 s of retries keep a busy
+    /// primary from losing its lock over a slow answer).
     pub const TUNED: Detection = Detection {
-        ttl: 8,
+        ttl: 7,
         loop_wait: 1,
         retry_timeout: 3,
     };
@@ -295,7 +297,8 @@ impl Node {
         }
     }
 
-    fn postmaster_pid(&self) -> Option<i32> {
+    /// The pid of its PostgreSQL's postmaster, while it runs.
+    pub fn postmaster_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.dir.join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok()
     }
@@ -380,6 +383,9 @@ fn spawn(mut cmd: Command, log: std::fs::File, what: &str, netns: Option<&str>) 
     if ids.is_some() {
         cmd.env("HOME", "/tmp");
     }
+    // A process group of its own: a terminal's Ctrl-C reaches Trove only, which stops the
+    // formation in order (standbys first, etcd last) instead of everything at once.
+    cmd.process_group(0);
     let err = log
         .try_clone()
         .map_err(|e| LocalError::Io("a log file".into(), e))?;
