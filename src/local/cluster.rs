@@ -298,19 +298,7 @@ impl Cluster {
     pub async fn create_database(&self, db: &str, template: Option<&str>) -> Result<()> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(db)
-                .fetch_one(&mut conn)
-                .await?;
-        if !exists {
-            // Identifiers cannot be bound; names here are ours, quoted to be safe.
-            let mut sql = format!("CREATE DATABASE \"{}\"", db.replace('"', ""));
-            if let Some(t) = template {
-                sql.push_str(&format!(" TEMPLATE \"{}\"", t.replace('"', "")));
-            }
-            sqlx::raw_sql(&sql).execute(&mut conn).await?;
-        }
+        create_database_on(&mut conn, db, template).await?;
         conn.close().await?;
         Ok(())
     }
@@ -333,4 +321,26 @@ pub fn free_port(from: u16) -> u16 {
     (from..u16::MAX)
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
         .unwrap_or(from)
+}
+
+/// Creates database `db` (from `template`) on `conn`'s server unless it exists.
+pub(super) async fn create_database_on(
+    conn: &mut sqlx::PgConnection,
+    db: &str,
+    template: Option<&str>,
+) -> Result<()> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(db)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        // Identifiers cannot be bound; names here are ours, quoted to be safe.
+        let mut sql = format!("CREATE DATABASE \"{}\"", db.replace('"', ""));
+        if let Some(t) = template {
+            sql.push_str(&format!(" TEMPLATE \"{}\"", t.replace('"', "")));
+        }
+        sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+    }
+    Ok(())
 }

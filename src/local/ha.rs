@@ -305,17 +305,7 @@ fn node_info(dir: &Path, n: &Node) -> HaNode {
 /// Creates database `db` on a formation's primary unless it exists (it survives restarts).
 async fn create_database(primary: &Node, db: &str) -> Result<()> {
     let mut conn = primary.connect("postgres").await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(db)
-            .fetch_one(&mut conn)
-            .await?;
-    if !exists {
-        // Identifiers cannot be bound; the name is ours, quoted to be safe.
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{}\"", db.replace('"', "")))
-            .execute(&mut conn)
-            .await?;
-    }
+    super::cluster::create_database_on(&mut conn, db, None).await?;
     conn.close().await?;
     Ok(())
 }

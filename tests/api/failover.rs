@@ -235,6 +235,26 @@ pub(crate) async fn storm(
     all
 }
 
+/// Stops a storm and returns what it saw, once the zone of the shard that stayed up is known
+/// to have seen no error; prints the failing zone's window (`what` says which).
+pub(crate) async fn end_storm(
+    clients: tokio::task::JoinHandle<Seen>,
+    stop: &AtomicBool,
+    what: &str,
+) -> Seen {
+    stop.store(true, Ordering::Relaxed);
+    let seen = clients.await.expect("storm");
+    assert!(
+        seen.errors_elsewhere.is_empty(),
+        "shard 0 saw {:?}",
+        seen.errors_elsewhere
+    );
+    if let (Some(a), Some(b)) = (seen.first_failure, seen.first_success_after) {
+        println!("{what}: the zone was unavailable for {:?}", b - a);
+    }
+    seen
+}
+
 /// The ledger rows with an idempotency key of `zone`, by key.
 pub(crate) async fn keyed_ledger(app: &TestApp, shard: usize, zone: &str) -> HashMap<String, i64> {
     let mut db = app.shard_db(shard).await;
@@ -388,17 +408,7 @@ async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() 
             lost.elapsed()
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
-        stop.store(true, Ordering::Relaxed);
-        let seen = clients.await.expect("storm");
-
-        assert!(
-            seen.errors_elsewhere.is_empty(),
-            "shard 0 saw {:?}",
-            seen.errors_elsewhere
-        );
-        if let (Some(a), Some(b)) = (seen.first_failure, seen.first_success_after) {
-            println!("round {round}: the zone was unavailable for {:?}", b - a);
-        }
+        let seen = end_storm(clients, &stop, &format!("round {round}")).await;
         let ledger = keyed_ledger(&app, 1, &failing).await;
         for (key, chest) in seen.acknowledged {
             if key.starts_with(&failing) {

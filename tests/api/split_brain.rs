@@ -2,7 +2,7 @@
 //! store while Trove can still reach it, with real network namespaces.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use trove::local::formation::{Detection, Etcd, Formation};
 use trove::shards::MIGRATOR;
 
-use crate::failover::{keyed_ledger, storm};
+use crate::failover::{end_storm, keyed_ledger, storm};
 use crate::helpers::{fresh_db_on, spawn_app_on, test_dir, zone_on};
 use crate::netns::Net;
 
@@ -112,16 +112,7 @@ async fn a_primary_cut_off_from_its_standbys_acknowledges_nothing_the_new_primar
         }
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let seen = clients.await.expect("storm");
-    assert!(
-        seen.errors_elsewhere.is_empty(),
-        "shard 0 saw {:?}",
-        seen.errors_elsewhere
-    );
-    if let (Some(a), Some(b)) = (seen.first_failure, seen.first_success_after) {
-        println!("the split shard's zone was unavailable for {:?}", b - a);
-    }
+    let seen = end_storm(clients, &stop, "split").await;
     let acknowledged: HashMap<String, i64> = seen
         .acknowledged
         .into_iter()
