@@ -189,6 +189,8 @@ impl ShardSet {
     /// shards"). Adding the same database again reports it as registered already.
     pub async fn add(&self, url: &str) -> Result<Identity> {
         let new = Shard::new(self.len(), url.trim(), &self.settings)?;
+        // A group's first host may be a standby.
+        new.locate_primary().await;
         super::MIGRATOR
             .run(&new.current_pool())
             .await

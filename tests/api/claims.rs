@@ -72,6 +72,10 @@ async fn concurrent_claims_share_transactions_unless_batching_is_off() {
         let base = spawn_app().await;
         let mut config = trove::config::Config::for_shards(base.shard_urls.clone(), SECRET);
         config.claim_batch_max = batch_max;
+        // 600 claims wait for a connection at once (one transaction each without batching):
+        // on a busy CI machine that outlasts the 2 s default, and overload is not under test.
+        config.db_acquire_timeout_ms = 30_000;
+        config.request_timeout_ms = 60_000;
         let app = Arc::new(spawn_app_with(config).await);
         app.starter().await;
         let zone = zone_on(1, "batched");

@@ -84,6 +84,20 @@ async fn a_shard_group_follows_its_primary_across_a_promotion() {
         serde_json::json!([]),
         "{ready}"
     );
+    // `trove shards add` takes a group too, its standby listed first.
+    let added = fresh_db(&primary).await;
+    let added_db = added.rsplit('/').next().expect("a database name");
+    let second_group = format!(
+        "postgres://trove@127.0.0.1:{},127.0.0.1:{}/{added_db}",
+        standby.port, primary.port
+    );
+    let id = app
+        .engine
+        .shards
+        .add(&second_group)
+        .await
+        .expect("a group added as a shard");
+    assert_eq!(id.ordinal, 2);
     // `trove shards` starts cold, with the standby listed first.
     let cold = trove::shards::ShardSet::new(&trove::shards::Settings {
         urls: vec![fresh_db_on(0).await, group.clone()],
@@ -279,6 +293,7 @@ pub(crate) async fn keyed_ledger(app: &TestApp, shard: usize, zone: &str) -> Has
 /// form, and CI's time is shared.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() {
+    let _turn = crate::helpers::formation_turn().await;
     let dir = test_dir("formation");
     let base = 40000 + (std::process::id() % 500) as u16 * 20;
     let etcd = Etcd::start(&dir.join("etcd"), base).expect("etcd");

@@ -28,6 +28,15 @@ static PG: OnceCell<TestPg> = OnceCell::const_new();
 /// Every cluster this process started, stopped by the exit hook.
 static STARTED: OnceLock<Mutex<Vec<Cluster>>> = OnceLock::new();
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+/// Held by the tests that run failover formations (several PostgreSQL servers and a storm
+/// each): one at a time, so on a 2-core CI machine they do not starve each other and the
+/// lighter tests running beside them.
+static FORMATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the formation tests' turn (see `FORMATIONS`).
+pub async fn formation_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    FORMATIONS.lock().await
+}
 
 extern "C" fn stop_clusters() {
     if let Some(list) = STARTED.get() {

@@ -187,6 +187,7 @@ async fn assert_each_shard_has_a_primary_and_two_standbys(client: &reqwest::Clie
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_runs_every_shard_as_a_patroni_formation_and_restarts_on_it() {
+    let _turn = crate::helpers::formation_turn().await;
     let dir = PathBuf::from(format!("/tmp/trove-local-ha-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("test dir");

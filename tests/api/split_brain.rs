@@ -26,6 +26,7 @@ use crate::netns::Net;
 /// rejoins as a standby and the ledger is unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_cut_off_from_its_standbys_acknowledges_nothing_the_new_primary_lacks() {
+    let _turn = crate::helpers::formation_turn().await;
     assert!(
         Net::possible(),
         "network namespaces need root (CI runs as root)"
