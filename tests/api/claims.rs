@@ -7,11 +7,11 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, zone_on, SECRET};
+use crate::helpers::{patient, spawn_app, spawn_app_with, spawn_patient_app, zone_on, SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousand_concurrent_claims_on_a_hundred_chests_open_each_exactly_once() {
-    let app = Arc::new(spawn_app().await);
+    let app = Arc::new(spawn_patient_app().await);
     app.starter().await;
     let zone = zone_on(0, "rush");
     assert_eq!(
@@ -70,12 +70,12 @@ async fn thousand_concurrent_claims_on_a_hundred_chests_open_each_exactly_once()
 async fn concurrent_claims_share_transactions_unless_batching_is_off() {
     for batch_max in [64u16, 1] {
         let base = spawn_app().await;
-        let mut config = trove::config::Config::for_shards(base.shard_urls.clone(), SECRET);
+        // 600 claims wait for a connection at once (one transaction each without batching).
+        let mut config = patient(trove::config::Config::for_shards(
+            base.shard_urls.clone(),
+            SECRET,
+        ));
         config.claim_batch_max = batch_max;
-        // 600 claims wait for a connection at once (one transaction each without batching):
-        // on a busy CI machine that outlasts the 2 s default, and overload is not under test.
-        config.db_acquire_timeout_ms = 30_000;
-        config.request_timeout_ms = 60_000;
         let app = Arc::new(spawn_app_with(config).await);
         app.starter().await;
         let zone = zone_on(1, "batched");
@@ -159,7 +159,7 @@ async fn a_retry_while_the_first_attempt_holds_the_last_chest_replays_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_retries_on_twenty_keys_open_exactly_twenty_chests() {
-    let app = Arc::new(spawn_app().await);
+    let app = Arc::new(spawn_patient_app().await);
     app.starter().await;
     let zone = zone_on(1, "retry");
     app.spawn_zone(&zone, 500, "starter").await;

@@ -212,6 +212,25 @@ pub async fn spawn_app_on(shard_urls: Vec<String>) -> TestApp {
     spawn_app_with(Config::for_shards(shard_urls, SECRET)).await
 }
 
+/// `config` with claims that wait up to 30 s for a pooled connection (and 60 s in all): for tests
+/// of correctness under many simultaneous claims, where a busy two-core CI machine would
+/// otherwise outwait the 2 s pool default and answer 503. Overload has tests of its own.
+pub fn patient(mut config: Config) -> Config {
+    config.db_acquire_timeout_ms = 30_000;
+    config.request_timeout_ms = 60_000;
+    config
+}
+
+/// The real app on two fresh shard databases, patient (see [`patient`]).
+pub async fn spawn_patient_app() -> TestApp {
+    let pg = pg().await;
+    let mut urls = Vec::new();
+    for c in &pg.clusters {
+        urls.push(fresh_db(c).await);
+    }
+    spawn_app_with(patient(Config::for_shards(urls, SECRET))).await
+}
+
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let shard_urls = config.shards.clone();
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");

@@ -16,8 +16,8 @@ use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, fresh_db_on, metric, migrated_template, spawn_app, spawn_app_on, spawn_app_with,
-    start_cluster, zone_on, TestApp, SECRET,
+    fresh_db, fresh_db_on, metric, migrated_template, patient, spawn_app, spawn_app_on,
+    spawn_app_with, start_cluster, zone_on, TestApp, SECRET,
 };
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -451,7 +451,7 @@ async fn a_client_that_never_reads_does_not_delay_others_and_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_gets_one_lagged_message_with_a_snapshot_then_live_events() {
     let pg_app = spawn_app().await;
-    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    let mut config = patient(Config::for_shards(pg_app.shard_urls.clone(), SECRET));
     config.ws_queue = 4;
     config.tcp_send_buffer = 4096;
     let app = Arc::new(spawn_app_with(config).await);
@@ -646,7 +646,7 @@ fn assert_exactly_once(got: &[Value], want: &HashSet<Value>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagged_client_that_resumes_gets_every_event_exactly_once() {
     let pg_app = spawn_app().await;
-    let mut config = Config::for_shards(pg_app.shard_urls.clone(), SECRET);
+    let mut config = patient(Config::for_shards(pg_app.shard_urls.clone(), SECRET));
     config.ws_queue = 4;
     config.tcp_send_buffer = 4096;
     let app = Arc::new(spawn_app_with(config).await);
