@@ -121,6 +121,7 @@ impl Application {
             leaderboards,
             redis,
             metrics: metrics.clone(),
+            verifications: tokio::sync::Semaphore::new(1),
         });
         Ok(Application {
             listener,

@@ -3,6 +3,9 @@
 //! the version its chest was spawned with. Spawns copy the version they use to the zone's
 //! shard, so a claim never reads another shard.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::loot::{LootTable, LootTableSpec};
@@ -77,4 +80,54 @@ impl Engine {
             .ok_or_else(not_found)?;
         LootTable::stored(row.id, row.name, row.version, row.entries, row.rolls)
     }
+
+    /// Loot tables named after `after`, in name order, at most `limit`, each with its newest
+    /// version (every shard asked: a table's home is whichever shard the hash gave it).
+    pub async fn list_loot_tables(&self, after: &str, limit: i64) -> Result<TableList> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in self.shards.all() {
+            let (shard, after) = (shard.clone(), after.to_owned());
+            tasks.spawn(async move {
+                sqlx::query_file!("sql/loot_tables_list.sql", after, limit)
+                    .fetch_all(&mut *shard.acquire().await?)
+                    .await
+                    .map_err(|e| shard.db_error(e))
+            });
+        }
+        let mut newest: std::collections::BTreeMap<String, TableSummary> = Default::default();
+        while let Some(joined) = tasks.join_next().await {
+            let rows = joined.map_err(|e| Error::Internal(format!("table listing: {e}")))??;
+            for r in rows {
+                let entry = newest.entry(r.name.clone()).or_insert(TableSummary {
+                    name: r.name,
+                    latest_version: r.version,
+                    created_at: r.created_at,
+                });
+                if r.version > entry.latest_version {
+                    (entry.latest_version, entry.created_at) = (r.version, r.created_at);
+                }
+            }
+        }
+        let loot_tables: Vec<TableSummary> = newest.into_values().take(limit as usize).collect();
+        let next = (loot_tables.len() as i64 == limit)
+            .then(|| loot_tables.last().map(|t| t.name.clone()))
+            .flatten();
+        Ok(TableList { loot_tables, next })
+    }
+}
+
+/// One loot table in the listing.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TableSummary {
+    pub name: String,
+    pub latest_version: i32,
+    /// When its newest version was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TableList {
+    pub loot_tables: Vec<TableSummary>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
 }

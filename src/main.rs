@@ -160,7 +160,9 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
             let app = Application::bind(config, engine, keys)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
-            println!("Trove listening on http://{}", app.local_addr()?);
+            let addr = app.local_addr()?;
+            println!("Trove listening on http://{addr}");
+            println!("  console: http://{addr}/console (paste the admin token to log in)");
             app.serve(app::shutdown_signal()).await?;
             tracing::info!("shut down cleanly");
         }

@@ -16,7 +16,7 @@ use crate::fairness::{commitment, Draw, Nonce};
 use crate::loot::LootTable;
 use crate::names::validate_zone_name;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Mismatch {
     pub claim_id: uuid::Uuid,
     pub chest_id: i64,
@@ -26,9 +26,11 @@ pub struct Mismatch {
     pub expected: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub zone: String,
+    /// Nothing found wrong: no mismatch, no nonce problem, no bad commitment.
+    pub clean: bool,
     pub claims_checked: u64,
     /// Claims whose epoch seed is public, so anyone can replay them too.
     pub claims_with_revealed_seed: u64,
@@ -50,7 +52,7 @@ impl VerifyReport {
 }
 
 /// A break in one player's nonces within an epoch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NonceProblem {
     pub player: String,
     pub seed_epoch: i32,
@@ -77,6 +79,7 @@ impl Engine {
         let mut tables: HashMap<i32, Arc<LootTable>> = HashMap::new();
         let mut report = VerifyReport {
             zone: zone.to_owned(),
+            clean: false,
             claims_checked: 0,
             claims_with_revealed_seed: 0,
             mismatch_count: 0,
@@ -186,6 +189,7 @@ impl Engine {
                 });
             }
         }
+        report.clean = report.clean();
         Ok(report)
     }
 }

@@ -1,4 +1,5 @@
-//! `PUT /v1/loot-tables/{name}` (admin) and `GET /v1/loot-tables/{name}`.
+//! `PUT /v1/loot-tables/{name}` (admin), `GET /v1/loot-tables/{name}` and the listing
+//! `GET /v1/loot-tables` (admin).
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,12 @@ use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
 use crate::loot::{LootEntry, LootTableSpec};
+use crate::loot_tables::TableList;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(latest, put))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(latest, put))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -88,4 +92,49 @@ async fn latest(
         rolls: t.spec.rolls,
         entries: t.spec.entries,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Tables named after this one (the previous page's `next`; default: from the start).
+    #[param(max_length = 64)]
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// Every loot table in name order with its newest version, one keyset page at a time.
+/// Admin only.
+#[utoipa::path(get, path = "/v1/loot-tables", tag = "loot tables",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of loot tables", body = TableList),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<TableList>, ApiError> {
+    caller.require_admin()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=super::zones::MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be 1 to 1000",
+        ));
+    }
+    let after = q.after.unwrap_or_default();
+    if after.len() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "after is a table name, at most 64 characters",
+        ));
+    }
+    Ok(axum::Json(
+        state.engine.list_loot_tables(&after, limit).await?,
+    ))
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod claims;
+mod console;
 pub mod error;
 mod extract;
 mod leaderboards;
@@ -13,6 +14,7 @@ pub mod observe;
 pub mod openapi;
 mod ops;
 mod players;
+mod shards;
 mod ws;
 mod zones;
 
@@ -70,6 +72,8 @@ pub struct Services {
     /// None without Redis; `/readyz` reports it.
     pub redis: Option<Redis>,
     pub metrics: Metrics,
+    /// One zone verification at a time (`POST /v1/zones/{zone}/verify` replays a whole zone).
+    pub verifications: Semaphore,
 }
 
 /// The HTTP layers of the `/v1` routes.
@@ -107,6 +111,7 @@ fn routes() -> (Groups, OpenApi) {
             .merge(loot_tables::router())
             .merge(zones::router())
             .merge(players::router())
+            .merge(shards::router())
             .merge(leaderboards::router()),
     );
     let groups = Groups {
@@ -162,7 +167,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             permits,
             observe::concurrency_limit,
         ));
-    with_observe(api.merge(groups.ops), state, doc)
+    with_observe(api.merge(groups.ops).merge(console::router()), state, doc)
 }
 
 /// Only the operations routes, for `TROVE_METRICS_LISTEN`.

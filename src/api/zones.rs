@@ -1,4 +1,5 @@
-//! Zone routes: spawn chests, zone totals, reveal, list chests, epoch transcripts.
+//! Zone routes: list zones, spawn chests, zone totals, reveal, list chests, epoch
+//! transcripts, verify a zone.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -14,11 +15,14 @@ use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
-use crate::zones::{ChestPage, ChestState, RevealResult, SpawnResult, ZoneView};
+use crate::verify::VerifyReport;
+use crate::zones::{ChestPage, ChestState, RevealResult, SpawnResult, ZoneList, ZoneView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list))
         .routes(routes!(zone))
+        .routes(routes!(verify))
         .routes(routes!(spawn, chests))
         .routes(routes!(reveal))
         .routes(routes!(transcript))
@@ -219,4 +223,81 @@ async fn chests(
     Ok(axum::Json(
         state.engine.chests(&zone, q.state, after, limit).await?,
     ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ZoneListQuery {
+    /// Zones named after this one (the previous page's `next`; default: from the start).
+    #[param(max_length = 64)]
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Only synthetic (fairness probe) zones, or only real ones (default: both).
+    synthetic: Option<bool>,
+}
+
+/// Every zone of the deployment in name order, one keyset page at a time, gathered from
+/// every shard, with its totals (no chest is counted). Admin only.
+#[utoipa::path(get, path = "/v1/zones", tag = "zones",
+    params(ZoneListQuery),
+    responses(
+        (status = 200, description = "A page of zones", body = ZoneList),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 503, description = "A shard is down: the listing would be partial", body = ErrorBody),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ZoneListQuery>,
+) -> Result<axum::Json<ZoneList>, ApiError> {
+    caller.require_admin()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let after = q.after.unwrap_or_default();
+    if after.len() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "after is a zone name, at most 64 characters",
+        ));
+    }
+    Ok(axum::Json(
+        state.engine.list_zones(&after, limit, q.synthetic).await?,
+    ))
+}
+
+/// Replays every claim of the zone from its ledger and seeds, as `trove verify` does: each
+/// draw against the recorded loot, each player's nonces, each seed against its commitment
+/// (the first 1,000 problems of each kind listed, all counted). One verification runs at a
+/// time per instance; a zone too large to replay within the request timeout is for
+/// `trove verify`. Admin only.
+#[utoipa::path(post, path = "/v1/zones/{zone}/verify", tag = "zones",
+    params(("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$")),
+    responses(
+        (status = 200, description = "What the replay found (`clean`: nothing)", body = VerifyReport),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "`zone_not_found`", body = ErrorBody),
+        (status = 429, description = "`verify_busy`: another verification is running here", body = ErrorBody),
+    ))]
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<axum::Json<VerifyReport>, ApiError> {
+    caller.require_admin()?;
+    let _turn = state.verifications.try_acquire().map_err(|_| {
+        ApiError::http(
+            StatusCode::TOO_MANY_REQUESTS,
+            "verify_busy",
+            "another verification is running on this instance; try again when it ends",
+        )
+    })?;
+    Ok(axum::Json(state.engine.verify(&zone).await?))
 }

@@ -28,8 +28,8 @@ pub fn latest_migration() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// What `trove migrate` and `trove shards` report per shard.
-#[derive(Debug, serde::Serialize)]
+/// What `trove migrate`, `trove shards` and `GET /v1/shards` report per shard.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ShardStatus {
     pub shard: usize,
     pub url: String,
@@ -149,7 +149,7 @@ impl ShardSet {
 }
 
 /// A zone move the catalog records as in progress.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct MoveInProgress {
     pub zone: String,
     pub from: i32,

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Connection;
 
+mod listing;
+pub use listing::{ZoneList, ZoneSummary};
 mod reads;
 mod sealing;
 mod spawn;

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod claims;
 mod cli;
+mod console;
 mod elastic;
 mod failover;
 mod fairness;

@@ -176,6 +176,40 @@ export interface LootTableSpec {
   rolls?: number;
 }
 
+export interface Mismatch {
+  chest_id: number;
+  claim_id: string;
+  expected: unknown;
+  player: string;
+  recorded: unknown;
+  seed_epoch: number;
+}
+
+/** A zone move the catalog records as in progress. */
+export interface MoveInProgress {
+  from: number;
+  phase: string;
+  to: number;
+  updated_at: string;
+  zone: string;
+}
+
+/** A break in one player's nonces within an epoch. */
+export interface NonceProblem {
+  claim_id: string;
+  /** The nonce this claim should have had (the one after the player's previous claim). */
+  expected: number;
+  /** What it has (null: none, in a version-2 epoch). */
+  found?: number | null;
+  /**
+   * `gap`, `repeat`, `missing` or `out_of_order` (made before the claim with the nonce
+   * below it).
+   */
+  kind: string;
+  player: string;
+  seed_epoch: number;
+}
+
 export interface PlayerStanding {
   board: string;
   /** Up to two entries either side, including the player. */
@@ -256,6 +290,28 @@ export interface ShardReadiness {
   status: string;
 }
 
+/** What `trove migrate`, `trove shards` and `GET /v1/shards` report per shard. */
+export interface ShardStatus {
+  error?: string | null;
+  /** A replicated shard's hosts: each one's role and lag (empty for a plain shard). */
+  hosts: HostRole[];
+  ledger_rows?: number | null;
+  migration_version?: number | null;
+  reachable: boolean;
+  shard: number;
+  /** The identity its database records (none before it is registered). */
+  shard_id?: string | null;
+  unopened_chests?: number | null;
+  url: string;
+  zones?: number | null;
+}
+
+export interface ShardsView {
+  /** Zone moves the catalog records as in progress (empty when the catalog shard is down). */
+  moves: MoveInProgress[];
+  shards: ShardStatus[];
+}
+
 export interface SpawnBody {
   /** Chests to add, 1 to 1,000,000 per call. */
   count: number;
@@ -271,6 +327,20 @@ export interface SpawnResult {
   zone: string;
 }
 
+export interface TableList {
+  loot_tables: TableSummary[];
+  /** Pass as `after` for the next page; null on the last page. */
+  next?: string | null;
+}
+
+/** One loot table in the listing. */
+export interface TableSummary {
+  /** When its newest version was stored. */
+  created_at: string;
+  latest_version: number;
+  name: string;
+}
+
 export interface TableVersion {
   name: string;
   /** Versions are immutable: changed content makes a new one; chests keep theirs. */
@@ -282,6 +352,42 @@ export interface TableView {
   name: string;
   rolls: number;
   version: number;
+}
+
+export interface VerifyReport {
+  /** Epochs whose seed is not the preimage of their commitment. */
+  bad_commitments: number[];
+  claims_checked: number;
+  /** Claims whose epoch seed is public, so anyone can replay them too. */
+  claims_with_revealed_seed: number;
+  /** Nothing found wrong: no mismatch, no nonce problem, no bad commitment. */
+  clean: boolean;
+  /** Every mismatching claim is counted; the first 1,000 are listed. */
+  mismatch_count: number;
+  mismatches: Mismatch[];
+  /** Every break in a player's nonces is counted; the first 1,000 are listed. */
+  nonce_problem_count: number;
+  nonce_problems: NonceProblem[];
+  zone: string;
+}
+
+export interface ZoneList {
+  /** Pass as `after` for the next page; null on the last page. */
+  next?: string | null;
+  zones: ZoneSummary[];
+}
+
+/** One zone in the listing: its totals, without its seed commitments (`GET /v1/zones/{zone}`). */
+export interface ZoneSummary {
+  created_at: string;
+  opened: number;
+  remaining: number;
+  seed_epoch: number;
+  shard: number;
+  /** Made by the fairness probe (kept out of leaderboards). */
+  synthetic: boolean;
+  total: number;
+  zone: string;
 }
 
 export interface ZoneView {
@@ -451,6 +557,42 @@ export interface Routes {
     };
   };
   /**
+   * Every loot table in name order with its newest version, one keyset page at a time.
+   * Admin only.
+   */
+  "GET /v1/loot-tables": {
+    operationId: "list";
+    params: {
+      path: Record<string, never>;
+      query: {
+        /** Tables named after this one (the previous page's `next`; default: from the start). */
+        after?: string;
+        /** Page size, 1 to 1000 (default 100). */
+        limit?: number;
+      };
+      header: Record<string, never>;
+    };
+    body: never;
+    responses: {
+      /** A page of loot tables */
+      "200": TableList;
+      /** Bad input (path, query, body or header); nothing changed */
+      "400": ErrorBody;
+      /** Missing, malformed, forged or expired token */
+      "401": ErrorBody;
+      /** Not an admin */
+      "403": ErrorBody;
+      /** The request took longer than TROVE_REQUEST_TIMEOUT_MS */
+      "408": ErrorBody;
+      /** Over a rate limit (`rate_limited`); retry after Retry-After seconds */
+      "429": ErrorBody;
+      /** `internal_error`: a bug or a database fault, logged with the request id */
+      "500": ErrorBody;
+      /** `shard_unavailable`, `zone_moving`, `shard_unknown`, `overloaded` or `rate_limiter_unavailable`; retry later */
+      "503": ErrorBody;
+    };
+  };
+  /**
    * A loot table: the latest version, or the one asked for (every version is kept, so any
    * claim's draw can be replayed).
    */
@@ -565,6 +707,38 @@ export interface Routes {
     };
   };
   /**
+   * Every shard: reachable or not, its migration, zones, unopened chests and ledger rows, and
+   * for a replicated shard each host's role and lag; and the zone moves in progress. Admin
+   * only. A down shard is reported, not an error.
+   */
+  "GET /v1/shards": {
+    operationId: "shards";
+    params: {
+      path: Record<string, never>;
+      query: Record<string, never>;
+      header: Record<string, never>;
+    };
+    body: never;
+    responses: {
+      /** Every shard's health */
+      "200": ShardsView;
+      /** Bad input (path, query, body or header); nothing changed */
+      "400": ErrorBody;
+      /** Missing, malformed, forged or expired token */
+      "401": ErrorBody;
+      /** Not an admin */
+      "403": ErrorBody;
+      /** The request took longer than TROVE_REQUEST_TIMEOUT_MS */
+      "408": ErrorBody;
+      /** Over a rate limit (`rate_limited`); retry after Retry-After seconds */
+      "429": ErrorBody;
+      /** `internal_error`: a bug or a database fault, logged with the request id */
+      "500": ErrorBody;
+      /** `shard_unavailable`, `zone_moving`, `shard_unknown`, `overloaded` or `rate_limiter_unavailable`; retry later */
+      "503": ErrorBody;
+    };
+  };
+  /**
    * Delete old synthetic (fairness probe) zones with all their chests and claims. Real zones
    * are never deleted. Admin only; the probe calls it after its retention period.
    */
@@ -635,6 +809,44 @@ export interface Routes {
       /** `internal_error`: a bug or a database fault, logged with the request id */
       "500": ErrorBody;
       /** `too_many_connections` on this instance */
+      "503": ErrorBody;
+    };
+  };
+  /**
+   * Every zone of the deployment in name order, one keyset page at a time, gathered from
+   * every shard, with its totals (no chest is counted). Admin only.
+   */
+  "GET /v1/zones": {
+    operationId: "list";
+    params: {
+      path: Record<string, never>;
+      query: {
+        /** Zones named after this one (the previous page's `next`; default: from the start). */
+        after?: string;
+        /** Page size, 1 to 1000 (default 100). */
+        limit?: number;
+        /** Only synthetic (fairness probe) zones, or only real ones (default: both). */
+        synthetic?: boolean;
+      };
+      header: Record<string, never>;
+    };
+    body: never;
+    responses: {
+      /** A page of zones */
+      "200": ZoneList;
+      /** Bad input (path, query, body or header); nothing changed */
+      "400": ErrorBody;
+      /** Missing, malformed, forged or expired token */
+      "401": ErrorBody;
+      /** Not an admin */
+      "403": ErrorBody;
+      /** The request took longer than TROVE_REQUEST_TIMEOUT_MS */
+      "408": ErrorBody;
+      /** Over a rate limit (`rate_limited`); retry after Retry-After seconds */
+      "429": ErrorBody;
+      /** `internal_error`: a bug or a database fault, logged with the request id */
+      "500": ErrorBody;
+      /** A shard is down: the listing would be partial */
       "503": ErrorBody;
     };
   };
@@ -990,6 +1202,45 @@ export interface Routes {
       /** The request took longer than TROVE_REQUEST_TIMEOUT_MS */
       "408": ErrorBody;
       /** Over a rate limit (`rate_limited`); retry after Retry-After seconds */
+      "429": ErrorBody;
+      /** `internal_error`: a bug or a database fault, logged with the request id */
+      "500": ErrorBody;
+      /** `shard_unavailable`, `zone_moving`, `shard_unknown`, `overloaded` or `rate_limiter_unavailable`; retry later */
+      "503": ErrorBody;
+    };
+  };
+  /**
+   * Replays every claim of the zone from its ledger and seeds, as `trove verify` does: each
+   * draw against the recorded loot, each player's nonces, each seed against its commitment
+   * (the first 1,000 problems of each kind listed, all counted). One verification runs at a
+   * time per instance; a zone too large to replay within the request timeout is for
+   * `trove verify`. Admin only.
+   */
+  "POST /v1/zones/{zone}/verify": {
+    operationId: "verify";
+    params: {
+      path: {
+        /** Zone name */
+        zone: string;
+      };
+      query: Record<string, never>;
+      header: Record<string, never>;
+    };
+    body: never;
+    responses: {
+      /** What the replay found (`clean`: nothing) */
+      "200": VerifyReport;
+      /** Bad input (path, query, body or header); nothing changed */
+      "400": ErrorBody;
+      /** Missing, malformed, forged or expired token */
+      "401": ErrorBody;
+      /** Not an admin */
+      "403": ErrorBody;
+      /** `zone_not_found` */
+      "404": ErrorBody;
+      /** The request took longer than TROVE_REQUEST_TIMEOUT_MS */
+      "408": ErrorBody;
+      /** `verify_busy`: another verification is running here */
       "429": ErrorBody;
       /** `internal_error`: a bug or a database fault, logged with the request id */
       "500": ErrorBody;
