@@ -8,6 +8,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use trove::audit::Audit;
 
 use common::{ms, HEADER, SECRET};
 use trove::config::Config;
@@ -41,7 +42,13 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
         for z in 0..n_zones {
             let name = format!("bench-{size}-{z}");
             engine
-                .spawn(&name, size, "starter", false)
+                .spawn(
+                    &name,
+                    size,
+                    "starter",
+                    false,
+                    &Audit::system("bench", "spawn"),
+                )
                 .await
                 .expect("spawn");
             zones.push(name);

@@ -23,6 +23,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use trove::audit::Audit;
 
 use common::{env_or, ms, SECRET};
 use trove::auth::Role;
@@ -111,7 +112,13 @@ impl Bench {
             for run in 0..runs {
                 let zone = format!("window-{name}-{run}");
                 self.engine
-                    .spawn(&zone, 300_000, "starter", false)
+                    .spawn(
+                        &zone,
+                        300_000,
+                        "starter",
+                        false,
+                        &Audit::system("bench", "spawn"),
+                    )
                     .await
                     .expect("spawn");
                 let old = formation
@@ -215,7 +222,13 @@ impl Bench {
         for z in &zones {
             let chests = (claims * rounds * 2 / zones.len() + 1000) as i64;
             self.engine
-                .spawn(z, chests, "starter", false)
+                .spawn(
+                    z,
+                    chests,
+                    "starter",
+                    false,
+                    &Audit::system("bench", "spawn"),
+                )
                 .await
                 .expect("spawn");
         }

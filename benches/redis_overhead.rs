@@ -8,6 +8,7 @@
 mod common;
 
 use common::{ms, HEADER, SECRET};
+use trove::audit::Audit;
 use trove::auth::{JwtKeys, Role};
 use trove::config::Config;
 use trove::local::{starter_table, Cluster};
@@ -38,13 +39,23 @@ async fn bench(cluster: &Cluster, claims: usize, concurrency: usize) {
     shards.migrate().await.expect("migrate");
     let engine = Engine::new(shards, plain.batching(), plain.keys().expect("keys"));
     engine
-        .put_loot_table("starter", &starter_table())
+        .put_loot_table(
+            "starter",
+            &starter_table(),
+            &Audit::system("bench", "put_loot_table"),
+        )
         .await
         .expect("table");
     let zones: Vec<String> = (0..8).map(|i| format!("bench-redis-{i}")).collect();
     for z in &zones {
         engine
-            .spawn(z, (claims as i64) * 2, "starter", false)
+            .spawn(
+                z,
+                (claims as i64) * 2,
+                "starter",
+                false,
+                &Audit::system("bench", "spawn"),
+            )
             .await
             .expect("spawn");
     }

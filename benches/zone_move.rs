@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use trove::audit::Audit;
 
 use common::{ms, percentile, SECRET};
 use futures_util::{SinkExt, StreamExt};
@@ -71,7 +72,13 @@ async fn bench(
     let others: Vec<String> = (0..8).map(|i| format!("steady-{i}")).collect();
     for z in &others {
         engine
-            .spawn(z, 200_000, "starter", false)
+            .spawn(
+                z,
+                200_000,
+                "starter",
+                false,
+                &Audit::system("bench", "spawn"),
+            )
             .await
             .expect("spawn");
     }
@@ -83,7 +90,7 @@ async fn bench(
         while left > 0 {
             let n = left.min(1_000_000);
             engine
-                .spawn(&zone, n, "starter", false)
+                .spawn(&zone, n, "starter", false, &Audit::system("bench", "spawn"))
                 .await
                 .expect("spawn");
             left -= n;

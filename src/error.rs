@@ -51,6 +51,9 @@ pub enum Error {
     /// Over a rate limit; retry after this many seconds.
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A bounded resource of this instance is taken (one zone verification at a time).
+    #[error("{message}")]
+    Busy { code: &'static str, message: String },
     /// A dependency that may be lost (Redis) cannot serve this request.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -114,7 +117,7 @@ impl Error {
             Error::RebuildLockLost => "rebuild_lock_lost",
             Error::ShardUnavailable { .. } => "shard_unavailable",
             Error::RateLimited { .. } => "rate_limited",
-            Error::Unavailable { code, .. } => code,
+            Error::Unavailable { code, .. } | Error::Busy { code, .. } => code,
             Error::Database(_) | Error::Internal(_) => "internal_error",
         }
     }

@@ -35,6 +35,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod config;

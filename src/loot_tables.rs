@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::audit::Audit;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::loot::{LootTable, LootTableSpec};
@@ -15,7 +16,12 @@ impl Engine {
     /// Stores `spec` as the next version of `name` on the table's home shard and returns that
     /// version. Putting the same content as the latest version returns it unchanged, so the
     /// PUT is idempotent. Chests keep the version they were spawned with.
-    pub async fn put_loot_table(&self, name: &str, spec: &LootTableSpec) -> Result<i32> {
+    pub async fn put_loot_table(
+        &self,
+        name: &str,
+        spec: &LootTableSpec,
+        audit: &Audit,
+    ) -> Result<i32> {
         validate_table_name(name)?;
         spec.validate()?;
         let shard = self.shards.loot_table_home(name, true).await?;
@@ -32,8 +38,10 @@ impl Engine {
             let latest = sqlx::query_file!("sql/loot_table_latest.sql", name)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let version = match latest {
-                Some(l) if l.entries == entries && l.rolls == i16::from(spec.rolls) => l.version,
+            let (version, new) = match latest {
+                Some(l) if l.entries == entries && l.rolls == i16::from(spec.rolls) => {
+                    (l.version, false)
+                }
                 latest => {
                     let version = latest.map_or(1, |l| l.version + 1);
                     sqlx::query_file_scalar!(
@@ -45,9 +53,11 @@ impl Engine {
                     )
                     .fetch_one(&mut *tx)
                     .await?;
-                    version
+                    (version, true)
                 }
             };
+            let detail = serde_json::json!({"version": version, "new_version": new});
+            audit.record(&mut tx, "ok", detail).await?;
             tx.commit().await?;
             Ok(version)
         }

@@ -51,6 +51,8 @@ enum Command {
     /// Seal every unrevealed seed under TROVE_SEED_KEY (after a rotation, with the old key
     /// in TROVE_SEED_OLD_KEYS; start-up does it too).
     SealSeeds,
+    /// Print the audit log of admin actions, oldest first (as GET /v1/audit).
+    Audit(trove::audit::AuditArgs),
     /// Print the OpenAPI 3 description of the HTTP API (as served at /openapi.json).
     Openapi,
     /// Plan (and with --apply carry out) zone moves that even out the shards, or drain one.
@@ -143,6 +145,7 @@ async fn run(command: Command, config: &Config, local: Option<&LocalStack>) -> a
                 );
             }
         }
+        Command::Audit(args) => print!("{}", args.run(&engine()?).await?),
         Command::SealSeeds => println!("sealed {} seed(s)", engine()?.seal_seeds().await?),
         Command::Leaderboards { action: _ } => {
             let redis = config.redis().context("TROVE_REDIS_URL is required")?;

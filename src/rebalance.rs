@@ -260,7 +260,7 @@ pub async fn cli(engine: &Engine, args: RebalanceArgs) -> Result<String> {
         ..MoveOptions::default()
     };
     for m in &plan.moves {
-        let r = engine.move_zone(&m.zone, m.to, &opts).await?;
+        let r = crate::moves::move_audited(engine, &m.zone, m.to, &opts).await?;
         out.push_str(&format!(
             "moved {} to shard {} (fenced {} ms)\n",
             r.zone, r.to, r.fenced_ms

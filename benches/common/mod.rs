@@ -43,7 +43,11 @@ pub async fn deployment(config: &trove::config::Config) -> (trove::Engine, JwtKe
     let engine = trove::app::engine(config).expect("engine");
     engine.shards.migrate().await.expect("migrate");
     engine
-        .put_loot_table("starter", &trove::local::starter_table())
+        .put_loot_table(
+            "starter",
+            &trove::local::starter_table(),
+            &trove::audit::Audit::system("bench", "put_loot_table"),
+        )
         .await
         .expect("table");
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");

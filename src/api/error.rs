@@ -57,7 +57,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::ShardUnavailable { .. } | Error::Unavailable { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited { .. } | Error::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

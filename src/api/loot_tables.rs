@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{audit, audited};
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
@@ -51,8 +52,12 @@ async fn put(
     Path(name): Path<String>,
     Json(spec): Json<LootTableSpec>,
 ) -> Result<axum::Json<TableVersion>, ApiError> {
-    caller.require_admin()?;
-    let version = state.engine.put_loot_table(&name, &spec).await?;
+    let audit = audit(&caller, "put_loot_table").target(&name);
+    let version = audited(&state, &audit, async {
+        caller.require_admin()?;
+        state.engine.put_loot_table(&name, &spec, &audit).await
+    })
+    .await?;
     Ok(axum::Json(TableVersion { name, version }))
 }
 

@@ -2,6 +2,7 @@
 //! Each route module exposes its own `router()`; this module groups them by rate-limit class
 //! and puts them together with authentication, the limits and the JSON error shape.
 
+mod audit;
 mod auth;
 mod claims;
 mod console;
@@ -112,6 +113,7 @@ fn routes() -> (Groups, OpenApi) {
             .merge(zones::router())
             .merge(players::router())
             .merge(shards::router())
+            .merge(audit::router())
             .merge(leaderboards::router()),
     );
     let groups = Groups {

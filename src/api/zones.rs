@@ -10,11 +10,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{audit, audited};
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
+use crate::error::Error;
 use crate::verify::VerifyReport;
 use crate::zones::{ChestPage, ChestState, RevealResult, SpawnResult, ZoneList, ZoneView};
 
@@ -58,16 +60,20 @@ async fn delete_synthetic(
     caller: Caller,
     Query(q): Query<CleanupQuery>,
 ) -> Result<axum::Json<CleanupResult>, ApiError> {
-    caller.require_admin()?;
-    let secs = q.older_than_secs.unwrap_or(3600);
-    if !(0..=315_360_000).contains(&secs) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "older_than_secs must be 0 to 315360000",
-        ));
-    }
-    let before = chrono::Utc::now() - chrono::Duration::seconds(secs);
-    let deleted = state.engine.delete_synthetic_zones(before).await?;
+    let audit = audit(&caller, "delete_synthetic_zones");
+    let deleted = audited(&state, &audit, async {
+        caller.require_admin()?;
+        let secs = q.older_than_secs.unwrap_or(3600);
+        if !(0..=315_360_000).contains(&secs) {
+            return Err(Error::invalid(
+                "invalid_query",
+                "older_than_secs must be 0 to 315360000",
+            ));
+        }
+        let before = chrono::Utc::now() - chrono::Duration::seconds(secs);
+        state.engine.delete_synthetic_zones(before, &audit).await
+    })
+    .await?;
     Ok(axum::Json(CleanupResult { deleted }))
 }
 
@@ -101,11 +107,15 @@ async fn spawn(
     Path(zone): Path<String>,
     Json(body): Json<SpawnBody>,
 ) -> Result<(StatusCode, axum::Json<SpawnResult>), ApiError> {
-    caller.require_admin()?;
-    let spawned = state
-        .engine
-        .spawn(&zone, body.count, &body.loot_table, body.synthetic)
-        .await?;
+    let audit = audit(&caller, "spawn").zone(&zone).target(&body.loot_table);
+    let spawned = audited(&state, &audit, async {
+        caller.require_admin()?;
+        let engine = &state.engine;
+        engine
+            .spawn(&zone, body.count, &body.loot_table, body.synthetic, &audit)
+            .await
+    })
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(spawned)))
 }
 
@@ -176,8 +186,13 @@ async fn reveal(
     caller: Caller,
     Path(zone): Path<String>,
 ) -> Result<axum::Json<RevealResult>, ApiError> {
-    caller.require_admin()?;
-    Ok(axum::Json(state.engine.reveal(&zone).await?))
+    let audit = audit(&caller, "reveal").zone(&zone);
+    let revealed = audited(&state, &audit, async {
+        caller.require_admin()?;
+        state.engine.reveal(&zone, &audit).await
+    })
+    .await?;
+    Ok(axum::Json(revealed))
 }
 
 #[derive(Deserialize, IntoParams)]

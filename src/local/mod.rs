@@ -9,6 +9,7 @@ pub mod formation;
 mod ha;
 mod redis;
 
+use crate::audit::Audit;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -233,12 +234,17 @@ pub const DEMO_ZONES: &[(&str, i64)] = &[("meadow", 1000), ("caves", 500), ("dra
 /// Seeds the demo world once: the `starter` table and the demo zones (existing zones are
 /// left as they are, so restarts keep their state).
 pub async fn seed_demo(engine: &Engine) -> Result<()> {
-    engine.put_loot_table("starter", &starter_table()).await?;
+    let audit = |action| Audit::system("local-stack", action);
+    engine
+        .put_loot_table("starter", &starter_table(), &audit("put_loot_table"))
+        .await?;
     for (zone, count) in DEMO_ZONES {
         match engine.zone(zone).await {
             Ok(_) => {}
             Err(crate::error::Error::ZoneNotFound(_)) => {
-                engine.spawn(zone, *count, "starter", false).await?;
+                engine
+                    .spawn(zone, *count, "starter", false, &audit("spawn"))
+                    .await?;
             }
             Err(e) => return Err(e.into()),
         }

@@ -26,6 +26,7 @@ mod copy;
 mod nonces;
 mod phases;
 
+use crate::audit::Audit;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::names::validate_zone_name;
@@ -112,11 +113,37 @@ pub async fn cli(engine: &Engine, command: ZoneCommand) -> Result<String> {
             .ok()
             .and_then(|v| v.parse().ok()),
     };
-    let r = engine.move_zone(&zone, to, &opts).await?;
+    let r = move_audited(engine, &zone, to, &opts).await?;
     Ok(format!(
         "moved {} from shard {} to shard {}: {} unopened chests, {} ledger rows, fenced {} ms, {} passes, {} commits\n",
         r.zone, r.from, r.to, r.chests, r.claims, r.fenced_ms, r.passes, r.commits
     ))
+}
+
+/// A move the command line runs (`trove zones move`, `trove rebalance`, `trove shards
+/// drain`), with its audit row: moving a zone is admin power too. The actor is `cli:$USER`.
+pub async fn move_audited(
+    engine: &Engine,
+    zone: &str,
+    to: usize,
+    opts: &MoveOptions,
+) -> Result<MoveReport> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let audit = Audit::system(&format!("cli:{user}"), "move_zone").zone(zone);
+    match engine.move_zone(zone, to, opts).await {
+        Ok(r) => {
+            let detail = serde_json::json!({
+                "from": r.from, "to": r.to, "chests": r.chests, "claims": r.claims,
+                "fenced_ms": r.fenced_ms,
+            });
+            engine.audit_record(&audit, "ok", detail).await?;
+            Ok(r)
+        }
+        Err(e) => {
+            engine.audit_refusal(&audit, e.code(), &e.to_string()).await;
+            Err(e)
+        }
+    }
 }
 
 /// How a move runs.

@@ -14,6 +14,7 @@ mod reads;
 mod sealing;
 mod spawn;
 
+use crate::audit::Audit;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fairness;
@@ -250,7 +251,11 @@ impl Engine {
     /// Deletes the synthetic (probe) zones created before `before` on every shard, with all
     /// their rows, and returns how many went. Real zones are never deleted. Each shard works
     /// in batches so no transaction grows with the number of old probe zones.
-    pub async fn delete_synthetic_zones(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn delete_synthetic_zones(
+        &self,
+        before: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<u64> {
         const BATCH: i64 = 100;
         let mut tasks = tokio::task::JoinSet::new();
         for shard in self.shards.all() {
@@ -279,6 +284,13 @@ impl Engine {
         while let Some(joined) = tasks.join_next().await {
             total += joined.map_err(|e| Error::Internal(format!("cleanup task: {e}")))??;
         }
+        // Many shards, many batches: one row on the catalog shard once all went.
+        let catalog = &self.shards.all()[0];
+        let detail = serde_json::json!({"deleted": total, "created_before": before});
+        audit
+            .record(&mut *catalog.acquire().await?, "ok", detail)
+            .await
+            .map_err(|e| catalog.db_error(e))?;
         Ok(total)
     }
 
@@ -299,7 +311,7 @@ impl Engine {
 
     /// Reveals the current epoch's seed and commits to a fresh one for the claims after it:
     /// one transaction, under the zone's fence lock (claims in flight commit first).
-    pub async fn reveal(&self, zone: &str) -> Result<RevealResult> {
+    pub async fn reveal(&self, zone: &str, audit: &Audit) -> Result<RevealResult> {
         validate_zone_name(zone)?;
         let (shard, _) = self.locate(zone).await?;
         let next = fairness::new_server_seed()?;
@@ -324,6 +336,11 @@ impl Engine {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| shard.db_error(e))?;
+            let detail = serde_json::json!({"epoch": done.epoch, "next_epoch": done.next_epoch});
+            audit
+                .record(&mut tx, "ok", detail)
+                .await
+                .map_err(|e| shard.db_error(e))?;
             tx.commit().await.map_err(|e| shard.db_error(e))?;
             self.zones.forget(zone);
             return Ok(RevealResult {

@@ -2,6 +2,7 @@
 //! committed seed) if it is new, fenced like claims while the zone moves.
 
 use super::{SpawnResult, MAX_SPAWN, MAX_ZONE_CHESTS};
+use crate::audit::Audit;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fairness;
@@ -16,6 +17,7 @@ impl Engine {
         count: i64,
         loot_table: &str,
         synthetic: bool,
+        audit: &Audit,
     ) -> Result<SpawnResult> {
         validate_zone_name(zone)?;
         if !(1..=MAX_SPAWN).contains(&count) {
@@ -97,6 +99,14 @@ impl Engine {
             if created.is_some() && placement.zone_fresh(zone).await? != Some(shard.index) {
                 return Ok(Grown::Moving);
             }
+            let detail = serde_json::json!({
+                "count": count,
+                "first_chest": grown.chest_count - count + 1,
+                "loot_table_version": table.version,
+                "created_zone": created.is_some(),
+                "synthetic": synthetic,
+            });
+            audit.record(&mut tx, "ok", detail).await?;
             tx.commit().await?;
             Ok(Grown::Done)
         }

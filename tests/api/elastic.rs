@@ -245,6 +245,25 @@ async fn rebalance_after_an_add_evens_the_shards_online_and_a_drain_empties_one(
     let (ok, out) = run_trove(&["rebalance", "--apply", "--pause-ms", "0"], &refs).await;
     assert!(ok, "{out}");
     let acks = claimer.await.expect("claims");
+    // Every move the command made is in the audit log, by the command line's user.
+    let log = app
+        .engine
+        .audit_log(None, chrono::DateTime::UNIX_EPOCH, None, 1000)
+        .await
+        .expect("audit log");
+    let moves: Vec<_> = log
+        .entries
+        .iter()
+        .filter(|e| e.action == "move_zone")
+        .collect();
+    assert_eq!(
+        moves.len(),
+        out.matches("moved ").count(),
+        "{out}\n{moves:#?}"
+    );
+    assert!(moves
+        .iter()
+        .all(|e| e.outcome == "ok" && e.actor.starts_with("cli:")));
     let per = chests_per_shard(&app).await;
     let mean = per.iter().sum::<i64>() as f64 / 3.0;
     assert!(

@@ -6,6 +6,29 @@
 /** The API version this file was generated from (`info.version`). */
 export const API_VERSION = "0.1.0";
 
+/** One row of the audit log. */
+export interface AuditEntry {
+  action: string;
+  actor: string;
+  at: string;
+  audit_id: string;
+  /** What the change did (counts, versions, epochs) or why it was refused. */
+  detail: Record<string, never>;
+  /** `ok`, or the error code the caller got. */
+  outcome: string;
+  request_id?: string | null;
+  /** The caller's role (`player` for a refused attempt with a player token). */
+  role: string;
+  target?: string | null;
+  zone?: string | null;
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** Pass as `after` for the next page; null on the last page. */
+  next?: string | null;
+}
+
 export interface BoardPage {
   board: string;
   entries: Entry[];
@@ -484,6 +507,47 @@ export interface Routes {
       "200": Readiness;
       /** Some shard is down or not migrated */
       "503": Readiness;
+    };
+  };
+  /**
+   * The audit log, oldest first: every admin change and every refused or failed attempt at
+   * one (who, when, what, the request id, the outcome), gathered from every shard in keyset
+   * pages. Append-only: no route changes it. Admin only.
+   */
+  "GET /v1/audit": {
+    operationId: "list";
+    params: {
+      path: Record<string, never>;
+      query: {
+        /** Only this zone's entries. */
+        zone?: string;
+        /** Entries from this time on (RFC 3339; default: all). */
+        since?: string;
+        /** The previous page's `next`. */
+        after?: string;
+        /** Page size, 1 to 1000 (default 100). */
+        limit?: number;
+      };
+      header: Record<string, never>;
+    };
+    body: never;
+    responses: {
+      /** A page of the audit log */
+      "200": AuditPage;
+      /** Bad input (path, query, body or header); nothing changed */
+      "400": ErrorBody;
+      /** Missing, malformed, forged or expired token */
+      "401": ErrorBody;
+      /** Not an admin */
+      "403": ErrorBody;
+      /** The request took longer than TROVE_REQUEST_TIMEOUT_MS */
+      "408": ErrorBody;
+      /** Over a rate limit (`rate_limited`); retry after Retry-After seconds */
+      "429": ErrorBody;
+      /** `internal_error`: a bug or a database fault, logged with the request id */
+      "500": ErrorBody;
+      /** `shard_unavailable`, `zone_moving`, `shard_unknown`, `overloaded` or `rate_limiter_unavailable`; retry later */
+      "503": ErrorBody;
     };
   };
   /** The top of a board: `chests` (chests opened) or `loot_value` (points by rarity). */
