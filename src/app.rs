@@ -57,6 +57,7 @@ pub struct Application {
     /// `TROVE_METRICS_LISTEN`: a second listener serving only the operations routes.
     ops: Option<(TcpListener, Router)>,
     send_buffer: usize,
+    limits: crate::api::server::ServerLimits,
     router: Router,
     realtime: Realtime,
     metrics: Metrics,
@@ -127,6 +128,15 @@ impl Application {
             listener,
             ops: ops_listener.map(|l| (l, ops_router(state.clone()))),
             send_buffer: config.tcp_send_buffer,
+            limits: crate::api::server::ServerLimits {
+                header_read_timeout: config.server.header_read_timeout(),
+                keep_alive_idle: config.server.keep_alive_idle(),
+                max_header_bytes: usize::try_from(config.server.max_header_bytes)
+                    .unwrap_or(usize::MAX),
+                per_address: usize::try_from(config.server.max_connections_per_ip)
+                    .unwrap_or(usize::MAX),
+                trusted_proxies: config.server.trusted_proxies.clone(),
+            },
             router: router(state, &http_settings(config)),
             realtime,
             metrics,
@@ -165,21 +175,19 @@ impl Application {
         let signal = self.shutdown;
         let mut stopping = signal.subscribe();
         let send_buffer = self.send_buffer;
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, move |tcp| {
+        let tap = move |tcp: &tokio::net::TcpStream| {
             // Events are small and latency-bound: no Nagle delay.
             let _ = tcp.set_nodelay(true);
             if send_buffer > 0 {
                 set_send_buffer(tcp, send_buffer);
             }
-        });
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let main = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            // Tells every WebSocket to close with 1001 and the followers to stop.
-            let _ = signal.send(true);
-        });
+        };
+        let main =
+            crate::api::server::serve(self.listener, self.router, self.limits, tap, async move {
+                shutdown.await;
+                // Tells every WebSocket to close with 1001 and the followers to stop.
+                let _ = signal.send(true);
+            });
         let ops_part = self.ops;
         let mut ops_stopping = stopping.clone();
         let ops = async move {

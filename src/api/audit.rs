@@ -77,13 +77,7 @@ async fn list(
     Query(q): Query<AuditQuery>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
     caller.require_admin()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=super::zones::MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be 1 to 1000",
-        ));
-    }
+    let limit = super::zones::page_limit(q.limit)?;
     if let Some(z) = &q.zone {
         validate_zone_name(z)?;
     }

@@ -64,7 +64,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-fn body_too_large() -> ApiError {
+pub(super) fn body_too_large() -> ApiError {
     ApiError::http(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",

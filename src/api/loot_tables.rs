@@ -125,20 +125,8 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<TableList>, ApiError> {
     caller.require_admin()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=super::zones::MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be 1 to 1000",
-        ));
-    }
-    let after = q.after.unwrap_or_default();
-    if after.len() > 64 {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "after is a table name, at most 64 characters",
-        ));
-    }
+    let limit = super::zones::page_limit(q.limit)?;
+    let after = super::zones::name_cursor(q.after)?;
     Ok(axum::Json(
         state.engine.list_loot_tables(&after, limit).await?,
     ))

@@ -4,6 +4,8 @@
 
 mod audit;
 mod auth;
+mod body;
+pub use body::DISCARD_BOUND;
 mod claims;
 mod console;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod observe;
 pub mod openapi;
 mod ops;
 mod players;
+pub mod server;
 mod shards;
 mod ws;
 mod zones;
@@ -161,6 +164,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .merge(group(groups.reads, Class::Reads, TokenSources::Header))
         .merge(group(groups.ws, Class::Ws, TokenSources::HeaderOrQuery))
         .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.body_limit,
+            body::discard_oversized,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,

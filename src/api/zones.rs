@@ -211,6 +211,30 @@ struct ChestQuery {
 
 pub const MAX_PAGE: i64 = 1000;
 
+/// A listing's page size: 1 to [`MAX_PAGE`], 100 when not given.
+pub(super) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// A listing's `after` that is a name (zones, loot tables): at most 64 characters.
+pub(super) fn name_cursor(after: Option<String>) -> Result<String, ApiError> {
+    let after = after.unwrap_or_default();
+    if after.len() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "after is a name, at most 64 characters",
+        ));
+    }
+    Ok(after)
+}
+
 /// A zone's chests in id order, one keyset page at a time.
 #[utoipa::path(get, path = "/v1/zones/{zone}/chests", tag = "zones",
     params(("zone" = String, Path, example = "meadow", description = "Zone name", pattern = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"), ChestQuery),
@@ -224,13 +248,7 @@ async fn chests(
     Path(zone): Path<String>,
     Query(q): Query<ChestQuery>,
 ) -> Result<axum::Json<ChestPage>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::bad_request("invalid_query", "after must be >= 0"));
@@ -269,20 +287,8 @@ async fn list(
     Query(q): Query<ZoneListQuery>,
 ) -> Result<axum::Json<ZoneList>, ApiError> {
     caller.require_admin()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
-    let after = q.after.unwrap_or_default();
-    if after.len() > 64 {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "after is a zone name, at most 64 characters",
-        ));
-    }
+    let limit = page_limit(q.limit)?;
+    let after = name_cursor(q.after)?;
     Ok(axum::Json(
         state.engine.list_zones(&after, limit, q.synthetic).await?,
     ))

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("zones", 2),
     ("loot_tables", 2),
     ("verify", 2),
+    ("audit", 2),
     ("moves", 2),
     ("rebalance", 2),
     ("transcripts", 2),

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod claims;
 mod cli;
+mod connections;
 mod console;
 mod elastic;
 mod failover;

@@ -393,6 +393,11 @@ async fn the_openapi_document_describes_every_route_with_auth_and_errors() {
         ("get", "/v1/leaderboards/{board}"),
         ("get", "/v1/leaderboards/{board}/players/{player}"),
         ("get", "/v1/ws"),
+        ("get", "/v1/zones"),
+        ("post", "/v1/zones/{zone}/verify"),
+        ("get", "/v1/loot-tables"),
+        ("get", "/v1/shards"),
+        ("get", "/v1/audit"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: usize = paths

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
 
+mod server;
+pub use server::ServerArgs;
+
 use crate::leaderboards::RarityScores;
 use crate::ratelimit::RateSpec;
 
@@ -289,6 +292,10 @@ pub struct Config {
     )]
     pub trust_forwarded_for: bool,
 
+    /// Connection limits (header-read timeout, header size, per-address cap, proxies).
+    #[command(flatten)]
+    pub server: ServerArgs,
+
     /// Per-client-IP limit on requests without a valid token.
     #[arg(long, env = "TROVE_RATE_ANON", default_value = "20/40", global = true)]
     pub rate_anon: RateSpec,
@@ -368,6 +375,11 @@ impl Config {
             shards,
             jwt_secret: Some(jwt_secret.to_owned()),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // Tests and benches drive thousands of players from one address.
+            server: ServerArgs {
+                max_connections_per_ip: 0,
+                ..Config::defaults().server
+            },
             ..Config::defaults()
         }
     }
