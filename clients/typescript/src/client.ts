@@ -26,6 +26,10 @@ import type {
   PlayerStanding,
   Health,
   Routes,
+  ZoneList,
+  TableList,
+  ShardsView,
+  VerifyReport,
 } from "./types.js";
 import { Watch, type WatchHandlers, type WatchOptions, type WebSocketLike } from "./watch.js";
 import { parseTranscript, type Transcript } from "./transcript.js";
@@ -269,6 +273,33 @@ export class TroveClient {
     return a.body;
   }
 
+  /** Admin: one page of every shard's zones in name order, with their totals (limit 1-1000,
+   *  default 100; `after`: the previous page's `next`; `synthetic`: only probe zones, or only real ones). */
+  async listZones(options: { after?: string; limit?: number; synthetic?: boolean; signal?: AbortSignal } = {}): Promise<ZoneList> {
+    return this.get<ZoneList>(`/v1/zones`, { after: options.after, limit: options.limit, synthetic: options.synthetic }, options.signal);
+  }
+
+  /** Admin: every zone in name order, page after page. */
+  async *listZonesAll(options: { synthetic?: boolean; pageSize?: number; signal?: AbortSignal } = {}): AsyncGenerator<ZoneList["zones"][number]> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.listZones({ after, limit: options.pageSize ?? 1000, synthetic: options.synthetic, signal: options.signal });
+      yield* page.zones;
+      if (!page.next) return;
+      after = page.next;
+    }
+  }
+
+  /**
+   * Admin: `trove verify` over HTTP: replays every claim of the zone on the server and reports
+   * mismatches, nonce problems and bad commitments (`clean`: none). Never retried (one runs at a
+   * time per instance: a second is 429 `verify_busy`, thrown at once).
+   */
+  async verifyZoneOnServer(zone: string, signal?: AbortSignal): Promise<VerifyReport> {
+    const a = await this.request<VerifyReport>("POST", `/v1/zones/${enc(zone)}/verify`, { retry: "never", signal });
+    return a.body;
+  }
+
   // ---- loot tables ----------------------------------------------------------------------
 
   /** A loot table's latest version, or the version asked for. */
@@ -280,6 +311,18 @@ export class TroveClient {
   async putLootTable(name: string, spec: LootTableSpec, signal?: AbortSignal): Promise<TableVersion> {
     const a = await this.request<TableVersion>("PUT", `/v1/loot-tables/${enc(name)}`, { body: spec, retry: "safe", signal });
     return a.body;
+  }
+
+  /** Admin: one page of loot tables in name order, each with its newest version. */
+  async lootTables(options: { after?: string; limit?: number; signal?: AbortSignal } = {}): Promise<TableList> {
+    return this.get<TableList>(`/v1/loot-tables`, { after: options.after, limit: options.limit }, options.signal);
+  }
+
+  // ---- operations -------------------------------------------------------------------------
+
+  /** Admin: every shard as `trove shards` reports it (reachability, migration, counts, hosts) and the zone moves in progress. */
+  async shards(signal?: AbortSignal): Promise<ShardsView> {
+    return this.get<ShardsView>(`/v1/shards`, undefined, signal);
   }
 
   // ---- leaderboards ---------------------------------------------------------------------
@@ -527,4 +570,8 @@ export type RouteChecks = [
   Assert<Same<ResponseOf<"GET /readyz", "200">, Readiness>>,
   Assert<Same<ResponseOf<"GET /readyz", "503">, Readiness>>,
   Assert<Same<Routes["PUT /v1/loot-tables/{name}"]["body"], LootTableSpec>>,
+  Assert<Same<ResponseOf<"GET /v1/zones", "200">, ZoneList>>,
+  Assert<Same<ResponseOf<"GET /v1/loot-tables", "200">, TableList>>,
+  Assert<Same<ResponseOf<"GET /v1/shards", "200">, ShardsView>>,
+  Assert<Same<ResponseOf<"POST /v1/zones/{zone}/verify", "200">, VerifyReport>>,
 ];

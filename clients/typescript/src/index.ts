@@ -28,4 +28,4 @@ export type { ReceiptFields } from "./receipts.js";
 export { toHex, fromHex, sha256, hmacSha256, sha256Sync, hmacSha256Sync, webCryptoSha256, webCryptoHmacSha256, webCryptoEd25519 } from "./bytes.js";
 export type { Ed25519Verify } from "./bytes.js";
 export * as api from "./types.js";
-export type { Claim, ClaimAnswer, ZoneView, EpochView, TableView, LootEntry, LootItem, LootTableSpec, Receipt, ReceiptKeyList, PublicKey, HistoryPage, ChestPage, ChestView, ClientSeed, RevealResult, SpawnResult, TableVersion, BoardPage, PlayerStanding, ErrorBody, Rarity, Routes, Route, ResponseOf } from "./types.js";
+export type { Claim, ClaimAnswer, ZoneView, EpochView, TableView, LootEntry, LootItem, LootTableSpec, Receipt, ReceiptKeyList, PublicKey, HistoryPage, ChestPage, ChestView, ClientSeed, RevealResult, SpawnResult, TableVersion, BoardPage, PlayerStanding, ErrorBody, Rarity, Routes, Route, ResponseOf, ZoneList, ZoneSummary, TableList, TableSummary, ShardsView, ShardStatus, HostRole, MoveInProgress, VerifyReport, Mismatch, NonceProblem, SpawnBody } from "./types.js";

@@ -328,3 +328,44 @@ test("watch: a silent socket is dropped and replaced; invalid positions start ov
   assert.deepEqual(await until("its resume", () => s2.lastSubscribe()), { op: "subscribe", zones: ["z"], since: "1.NEW" });
   w.close();
 });
+
+// ---- the console's admin calls, against a scripted fetch -------------------------------------
+
+test("listZones, lootTables, shards and verifyZoneOnServer: routes, queries, pages; verify_busy is not retried", async () => {
+  const calls: { method: string; url: string; auth: string | undefined }[] = [];
+  const answers: Record<string, (url: URL) => { status: number; body: unknown }> = {
+    "GET /v1/zones": (u) =>
+      u.searchParams.get("after") === "b"
+        ? { status: 200, body: { zones: [{ zone: "c" }], next: null } }
+        : { status: 200, body: { zones: [{ zone: "a" }, { zone: "b" }], next: "b" } },
+    "GET /v1/loot-tables": () => ({ status: 200, body: { loot_tables: [{ name: "starter", latest_version: 2, created_at: "2026-12-01T00:00:00Z" }], next: null } }),
+    "GET /v1/shards": () => ({ status: 200, body: { shards: [{ shard: 0, reachable: true, url: "postgres://x", hosts: [] }], moves: [] } }),
+    "POST /v1/zones/m%C3%A9/verify": () => ({ status: 429, body: { error: "verify_busy", message: "a verification is running", request_id: "r1" } }),
+  };
+  const fetch = async (input: string, init: RequestInit) => {
+    const url = new URL(input);
+    const h = init.headers as Record<string, string>;
+    calls.push({ method: init.method!, url: url.pathname + url.search, auth: h.authorization });
+    const a = answers[`${init.method} ${url.pathname}`]?.(url) ?? { status: 404, body: { error: "not_found", message: "?", request_id: "r" } };
+    return new Response(JSON.stringify(a.body), { status: a.status, headers: { "content-type": "application/json" } });
+  };
+  const trove = new TroveClient({ baseUrl: "http://trove.test/", token: () => "t0k", fetch, retry: { baseDelayMs: 1, maxDelayMs: 2 } });
+
+  const page = await trove.listZones({ limit: 2, synthetic: false });
+  assert.deepEqual(page.zones.map((z) => z.zone), ["a", "b"]);
+  assert.equal(calls.at(-1)!.url, "/v1/zones?limit=2&synthetic=false");
+  assert.equal(calls.at(-1)!.auth, "Bearer t0k");
+  const all: string[] = [];
+  for await (const z of trove.listZonesAll({ pageSize: 2, synthetic: true })) all.push(z.zone);
+  assert.deepEqual(all, ["a", "b", "c"]);
+  assert.equal(calls.at(-1)!.url, "/v1/zones?after=b&limit=2&synthetic=true");
+
+  assert.equal((await trove.lootTables({ after: "s" })).loot_tables[0]!.latest_version, 2);
+  assert.equal(calls.at(-1)!.url, "/v1/loot-tables?after=s");
+  assert.equal((await trove.shards()).shards[0]!.reachable, true);
+
+  const before = calls.length;
+  await assert.rejects(trove.verifyZoneOnServer("mé"), (e: any) => e.status === 429 && e.error === "verify_busy" && e.request_id === "r1");
+  assert.equal(calls.length, before + 1, "a busy verification is answered at once, not retried");
+  assert.equal(calls.at(-1)!.method, "POST");
+});
