@@ -87,6 +87,7 @@ impl Application {
                 tracing::warn!(error = %e, "sealing unrevealed seeds; trying again at the next start")
             }
         }
+        keys.warm().await;
         let listener = TcpListener::bind(config.listen).await?;
         let ops_listener = match config.metrics_listen {
             Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -123,6 +124,12 @@ impl Application {
             redis,
             metrics: metrics.clone(),
             verifications: tokio::sync::Semaphore::new(1),
+            ws_addresses: crate::api::WsAddresses {
+                open: Default::default(),
+                cap: config.ws_max_per_ip,
+                trust_forwarded_for: config.trust_forwarded_for,
+                trusted_proxies: config.server.trusted_proxies.clone(),
+            },
         });
         Ok(Application {
             listener,

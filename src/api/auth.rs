@@ -81,7 +81,7 @@ pub async fn authenticate(
             code: "invalid_token",
             message: "Authorization must be Bearer <token>".into(),
         },
-        Some(Ok(token)) => match auth.keys.verify(&token) {
+        Some(Ok(token)) => match auth.keys.verify(&token).await {
             Ok(caller) => Auth::Caller(caller),
             Err(Error::Unauthorized { code, message }) => Auth::Rejected { code, message },
             Err(e) => Auth::Rejected {

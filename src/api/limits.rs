@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -62,18 +63,24 @@ pub async fn limit(State(limit): State<Limit>, req: Request, next: Next) -> Resp
 
 /// The caller's address: the TCP peer, or behind a trusted proxy the last X-Forwarded-For
 /// entry (the one that proxy appended; earlier entries are the client's to invent).
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
+pub(super) fn client_addr(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
     let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+        .then(|| headers.get("x-forwarded-for")?.to_str().ok())
         .flatten()
         .and_then(|v| v.rsplit(',').next())
         .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    let peer = || {
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip())
-    };
-    forwarded
-        .or_else(peer)
+    forwarded.or(peer.map(|p| p.ip()))
+}
+
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0);
+    client_addr(req.headers(), peer, trust_forwarded_for)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }

@@ -2,6 +2,7 @@
 //! Each route module exposes its own `router()`; this module groups them by rate-limit class
 //! and puts them together with authentication, the limits and the JSON error shape.
 
+pub mod addresses;
 mod audit;
 mod auth;
 mod body;
@@ -78,6 +79,20 @@ pub struct Services {
     pub metrics: Metrics,
     /// One zone verification at a time (`POST /v1/zones/{zone}/verify` replays a whole zone).
     pub verifications: Semaphore,
+    /// WebSockets held per client address (`TROVE_WS_MAX_PER_IP`).
+    pub ws_addresses: WsAddresses,
+}
+
+/// The per-address WebSocket cap: it holds without Redis (the per-player connect rate
+/// needs Redis), and counts the address behind a trusted proxy, not the proxy.
+pub struct WsAddresses {
+    pub open: Arc<addresses::PerAddress>,
+    /// WebSockets one address may hold open (0: no cap).
+    pub cap: usize,
+    /// `TROVE_TRUST_FORWARDED_FOR`: the address is the last X-Forwarded-For hop.
+    pub trust_forwarded_for: bool,
+    /// A proxy's own connection (no forwarded address) is not capped.
+    pub trusted_proxies: Vec<server::Cidr>,
 }
 
 /// The HTTP layers of the `/v1` routes.

@@ -258,6 +258,16 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
         state.keys.verifications(),
     )?;
     s.counter(
+        "trove_token_cache_hits_total",
+        "Token verifications answered from the cache of verified tokens.",
+        state.keys.cache_hits(),
+    )?;
+    s.counter(
+        "trove_jwks_reads_total",
+        "Reads of the identity provider's key set (TROVE_JWKS), successful or not.",
+        state.keys.jwks_reads(),
+    )?;
+    s.counter(
         "trove_rate_limited_total",
         "Requests refused with 429 rate_limited.",
         state.limiter.limited.load(Ordering::Relaxed),

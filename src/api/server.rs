@@ -12,13 +12,12 @@
 //! in reserve, given up to accept the waiting connection and close it at once, then taken
 //! back, so clients see a refusal instead of a hang while idle sockets are reaped.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tower_service::Service;
+
+use super::addresses::PerAddress;
 
 /// The connection limits (`TROVE_HEADER_READ_TIMEOUT_MS`, `TROVE_MAX_HEADER_BYTES`,
 /// `TROVE_MAX_CONNECTIONS_PER_IP`, `TROVE_TRUSTED_PROXIES`).
@@ -40,43 +41,6 @@ pub struct ServerLimits {
     /// Open connections one client address may hold (0: no cap).
     pub per_address: usize,
     pub trusted_proxies: Vec<Cidr>,
-}
-
-/// Open connections by client address; an entry goes with its last connection.
-#[derive(Default)]
-struct Open(Mutex<HashMap<IpAddr, usize>>);
-
-/// One counted connection; uncounted when dropped.
-struct Counted {
-    open: Arc<Open>,
-    ip: IpAddr,
-}
-
-impl Open {
-    fn admit(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Counted> {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
-        if cap > 0 && *n >= cap {
-            return None;
-        }
-        *n += 1;
-        Some(Counted {
-            open: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let mut open = self.open.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
@@ -93,7 +57,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_header_size(limits.max_header_bytes);
-    let open = Arc::new(Open::default());
+    let open = Arc::new(PerAddress::default());
     // Shutdown: `stop` tells every connection to finish its request in flight and close;
     // each holds a clone of `done`, so `finished` ends when the last one has.
     let (stop, stopping) = tokio::sync::watch::channel(false);

@@ -4,14 +4,19 @@
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::addresses::Counted;
 use super::error::ApiError;
+use super::limits::client_addr;
 use super::openapi::ErrorBody;
 use super::AppState;
 use crate::auth::Caller;
@@ -30,15 +35,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 101, description = "Switched to the WebSocket protocol"),
         (status = 405, description = "Not a GET", body = ErrorBody),
         (status = 426, description = "`websocket_upgrade_required`: not a WebSocket handshake", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (retry after Retry-After seconds), or `too_many_connections` from this client address (`TROVE_WS_MAX_PER_IP`)", body = ErrorBody),
         (status = 503, description = "`too_many_connections` on this instance", body = ErrorBody),
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     _caller: Caller,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws =
         ws.map_err(|e| ApiError::http(e.status(), "websocket_upgrade_required", e.body_text()))?;
+    let slot = address_slot(&state, &headers, peer.map(|p| p.0 .0))?;
     let rt = state.realtime.clone();
     let permit = rt.admit().ok_or_else(|| {
         ApiError::http(
@@ -58,7 +67,37 @@ pub async fn upgrade(
             let sink = sink.with(|out| std::future::ready(Ok::<_, axum::Error>(to_axum(out))));
             let stream = stream.map(from_axum);
             rt.serve(permit, sink, stream).await;
+            drop(slot);
         }))
+}
+
+/// A place for one more WebSocket from the caller's address, or 429 at `TROVE_WS_MAX_PER_IP`.
+fn address_slot(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Option<Counted>, ApiError> {
+    let cap = &state.ws_addresses;
+    let peer_ip = peer.map(|p| p.ip().to_canonical());
+    let from_proxy = peer_ip.is_some_and(|ip| cap.trusted_proxies.iter().any(|c| c.contains(ip)));
+    // With proxies named, only theirs is a forwarded address to believe.
+    let trust = cap.trust_forwarded_for && (from_proxy || cap.trusted_proxies.is_empty());
+    let Some(ip) = client_addr(headers, peer, trust).map(|ip| ip.to_canonical()) else {
+        return Ok(None);
+    };
+    if cap.cap == 0 || (from_proxy && Some(ip) == peer_ip) {
+        return Ok(None);
+    }
+    cap.open.admit(ip, cap.cap).map(Some).ok_or_else(|| {
+        ApiError::http(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            format!(
+                "{ip} holds TROVE_WS_MAX_PER_IP ({}) WebSockets already",
+                cap.cap
+            ),
+        )
+    })
 }
 
 /// A session's frame as axum's message; the text is handed over as it is (no copy).

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
 
+mod auth;
 mod server;
+pub use auth::AuthArgs;
 pub use server::ServerArgs;
 
 use crate::leaderboards::RarityScores;
@@ -170,6 +172,16 @@ pub struct Config {
     )]
     pub ws_max_connections: usize,
 
+    /// Most WebSocket connections one client address may hold (0: no cap; more: 429). Behind
+    /// a trusted proxy the address is the forwarded one (TROVE_TRUST_FORWARDED_FOR).
+    #[arg(
+        long,
+        env = "TROVE_WS_MAX_PER_IP",
+        default_value_t = 256,
+        global = true
+    )]
+    pub ws_max_per_ip: usize,
+
     /// Most zones one WebSocket connection may watch.
     #[arg(long, env = "TROVE_WS_MAX_ZONES", default_value_t = 64, global = true)]
     pub ws_max_zones: usize,
@@ -296,6 +308,10 @@ pub struct Config {
     #[command(flatten)]
     pub server: ServerArgs,
 
+    /// Token settings (previous secrets, JWKS, issuers, audiences, claims).
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// Per-client-IP limit on requests without a valid token.
     #[arg(long, env = "TROVE_RATE_ANON", default_value = "20/40", global = true)]
     pub rate_anon: RateSpec,
@@ -380,19 +396,20 @@ impl Config {
                 max_connections_per_ip: 0,
                 ..Config::defaults().server
             },
+            ws_max_per_ip: 0,
             ..Config::defaults()
         }
     }
 
-    /// The token keys (`TROVE_JWT_SECRET`).
+    /// The token keys (`TROVE_JWT_SECRET`, `TROVE_JWKS` and the rest of [`AuthArgs`]).
     pub fn jwt_keys(&self) -> crate::Result<crate::auth::JwtKeys> {
-        let secret = self.jwt_secret.as_deref().ok_or_else(|| {
-            crate::Error::invalid(
+        if self.jwt_secret.is_none() && self.auth.jwks.is_none() {
+            return Err(crate::Error::invalid(
                 "invalid_config",
-                "TROVE_JWT_SECRET is required when TROVE_SHARDS is set",
-            )
-        })?;
-        crate::auth::JwtKeys::new(secret.as_bytes())
+                "TROVE_JWT_SECRET (or TROVE_JWKS) is required when TROVE_SHARDS is set",
+            ));
+        }
+        crate::auth::JwtKeys::from_settings(self.auth.settings(self.jwt_secret.clone()))
     }
 
     /// The receipt keys (`TROVE_RECEIPT_KEY`, `TROVE_RECEIPT_RETIRED_KEYS`); a fresh key when

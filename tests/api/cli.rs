@@ -25,7 +25,7 @@ async fn token_prints_a_token_the_server_accepts_with_its_role() {
     .await;
     assert!(ok, "{out}");
     let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
-    let caller = keys.verify(out.trim()).expect("a valid token");
+    let caller = keys.verify(out.trim()).await.expect("a valid token");
     assert_eq!(
         (caller.player.as_str(), caller.role),
         ("alice", Role::Admin)

@@ -72,19 +72,26 @@ async fn five_thousand_half_open_connections_are_closed_in_time_and_claims_keep_
     // the connections must be reaped in time in every round.
     let mut rounds = Vec::new();
     for round in 0..3 {
-        let (baseline, during) = slowloris_round(&app, &zone, round).await;
-        rounds.push((baseline, during));
+        let Some((baseline, during)) = slowloris_round(&app, &zone, round).await else {
+            rounds.push(None);
+            continue;
+        };
+        rounds.push(Some((baseline, during)));
         // At most twice the baseline (2 ms floor: timer noise on an idle machine).
         if during <= 2 * baseline.max(Duration::from_millis(2)) {
             return;
         }
     }
-    panic!("claim p99 during the attack over twice the baseline in every round (before, during): {rounds:?}");
+    panic!(
+        "claim p99 during the attack over twice the baseline, or not measured within it, in \
+         every round (before, during): {rounds:?}"
+    );
 }
 
 /// One round: claims' p99, then 5,000 half-open connections from ten other loopback
-/// addresses and claims' p99 while they are open; every one must be closed in time.
-async fn slowloris_round(app: &TestApp, zone: &str, round: usize) -> (Duration, Duration) {
+/// addresses and claims' p99 while they are open; every one must be closed in time. None when
+/// a busy machine stretched the claims past the attack, so nothing was measured during it.
+async fn slowloris_round(app: &TestApp, zone: &str, round: usize) -> Option<(Duration, Duration)> {
     let baseline = claim_p99(app, zone, 300, &format!("before-{round}")).await;
     let to = addr_of(&app.base);
     let started = Instant::now();
@@ -96,10 +103,6 @@ async fn slowloris_round(app: &TestApp, zone: &str, round: usize) -> (Duration, 
     let opened = started.elapsed();
     let during = claim_p99(app, zone, 300, &format!("during-{round}")).await;
     let measured = started.elapsed();
-    assert!(
-        measured < Duration::from_millis(5000),
-        "the claims outlasted the attack ({measured:?}): nothing measured during it"
-    );
     // Every half-open connection is gone within the timeout (and a little scheduling slack).
     let deadline = started + Duration::from_millis(5000 + 3000);
     let mut still_open = 0;
@@ -116,7 +119,8 @@ async fn slowloris_round(app: &TestApp, zone: &str, round: usize) -> (Duration, 
          {during:?} during"
     );
     assert_eq!(still_open, 0, "connections outlived the header timeout");
-    (baseline, during)
+    // The claims must have run while the connections were open (closed at 5 s).
+    (measured < Duration::from_millis(5000)).then_some((baseline, during))
 }
 
 #[tokio::test]
@@ -339,4 +343,90 @@ async fn past_the_file_limit_a_slowloris_is_refused_fast_and_service_resumes_onc
         "resumed only after {resumed:?}"
     );
     assert_eq!(closed, 400, "flood connections left open");
+}
+
+/// A WebSocket from `src`, optionally saying it forwards `forwarded`: the handshake's status.
+async fn ws_from(
+    app: &TestApp,
+    src: Ipv4Addr,
+    forwarded: Option<&str>,
+) -> Result<crate::realtime::Ws, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let to = addr_of(&app.base);
+    let s = TcpSocket::new_v4().expect("socket");
+    s.bind(SocketAddr::from((src, 0))).expect("bind");
+    let stream = s.connect(to).await.expect("connect");
+    let url = format!("ws://{to}/v1/ws?token={}", app.token("ws-capped"));
+    let mut req = url.into_client_request().expect("request");
+    if let Some(f) = forwarded {
+        req.headers_mut()
+            .insert("x-forwarded-for", f.parse().expect("header"));
+    }
+    let plain = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    match tokio_tungstenite::client_async(req, plain).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_websocket_cap_without_redis() {
+    let base = spawn_app().await;
+    let mut c = Config::for_shards(base.shard_urls.clone(), SECRET);
+    c.ws_max_per_ip = 3;
+    c.trust_forwarded_for = true;
+    c.server.trusted_proxies = vec!["127.0.0.9".parse().expect("cidr")];
+    let app = spawn_app_with(c).await;
+    let (one, two) = (Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2));
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(ws_from(&app, one, None).await.expect("within the cap"));
+    }
+    assert_eq!(
+        ws_from(&app, one, None).await.err(),
+        Some(429),
+        "over the cap"
+    );
+    // Another address has its own three.
+    assert!(ws_from(&app, two, None).await.is_ok());
+    // A closed one frees its place (the count drops when the session ends).
+    let mut first = held.remove(0);
+    futures::SinkExt::close(&mut first).await.expect("close");
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let again = loop {
+        match ws_from(&app, one, None).await {
+            Ok(ws) => break ws,
+            Err(429) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(s) => panic!("still refused: {s}"),
+        }
+    };
+    held.push(again);
+
+    // Through the trusted proxy, each forwarded address has its own cap and the proxy none.
+    let proxy = Ipv4Addr::new(127, 0, 0, 9);
+    for _ in 0..3 {
+        held.push(
+            ws_from(&app, proxy, Some("198.51.100.7"))
+                .await
+                .expect("forwarded"),
+        );
+    }
+    assert_eq!(
+        ws_from(&app, proxy, Some("198.51.100.7")).await.err(),
+        Some(429)
+    );
+    for _ in 0..4 {
+        held.push(ws_from(&app, proxy, None).await.expect("the proxy's own"));
+    }
+    // Not from the proxy: the forwarded header is the client's own invention, and this
+    // address is already full.
+    assert_eq!(
+        ws_from(&app, one, Some("203.0.113.1")).await.err(),
+        Some(429)
+    );
 }

@@ -233,7 +233,7 @@ pub async fn spawn_patient_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let shard_urls = config.shards.clone();
-    let keys = JwtKeys::new(SECRET.as_bytes()).expect("keys");
+    let keys = config.jwt_keys().expect("keys");
     let engine = trove::app::engine(&config).expect("shards");
     let app = Application::bind(&config, engine.clone(), keys.clone())
         .await

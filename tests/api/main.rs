@@ -13,6 +13,7 @@ mod console;
 mod elastic;
 mod failover;
 mod fairness;
+mod identity;
 mod layers;
 mod local_ha;
 mod moves;

@@ -868,7 +868,7 @@ export interface Routes {
       "408": ErrorBody;
       /** `websocket_upgrade_required`: not a WebSocket handshake */
       "426": ErrorBody;
-      /** Over a rate limit (`rate_limited`); retry after Retry-After seconds */
+      /** `rate_limited` (retry after Retry-After seconds), or `too_many_connections` from this client address (`TROVE_WS_MAX_PER_IP`) */
       "429": ErrorBody;
       /** `internal_error`: a bug or a database fault, logged with the request id */
       "500": ErrorBody;
