@@ -15,8 +15,13 @@ Needs: wrk, PostgreSQL's server binaries; run as root (the cluster runs as `post
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -92,6 +97,21 @@ def top_statements(pg, port):
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8""")
 
 
+def hs256(player, role, ttl=3600):
+    """A Trove token signed with SECRET, made here (5,000 `trove token` runs would take long)."""
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": player, "role": role, "exp": int(time.time()) + ttl}).encode())
+    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def children_cpu():
+    """CPU seconds of this script's waited-for children (wrk, once it has exited)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def start_trove(binary, env):
     """Migrates, starts `trove serve` and waits for it: (process, base URL, admin token)."""
     subprocess.run([binary, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -108,7 +128,10 @@ def start_trove(binary, env):
     return trove, base, admin
 
 
-def run_once(binary, pg, port, run, duration, profile=None, statements=False):
+def run_once(binary, pg, port, run, duration, profile=None, statements=False, players=False,
+             redis=None):
+    """One storm. players: each request a player's own claim with their own token (rate
+    limits apply when `redis` is set) instead of the admin claiming on their behalf."""
     dbs = [f"bench_{run}_{i}" for i in range(2)]
     for db in dbs:
         subprocess.run([f"{pg}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db], check=True)
@@ -119,6 +142,9 @@ def run_once(binary, pg, port, run, duration, profile=None, statements=False):
         "TROVE_RECEIPT_KEY": "11" * 32,
         "RUST_LOG": "warn",
     })
+    if redis:
+        env["TROVE_REDIS_URL"] = redis
+        env["TROVE_REDIS_PREFIX"] = f"bench{run}{os.getpid()}"
     listen = f"127.0.0.1:{free_port()}"
     env["TROVE_LISTEN"] = listen
     trove, base, admin = start_trove(binary, env)
@@ -132,7 +158,18 @@ def run_once(binary, pg, port, run, duration, profile=None, statements=False):
             subprocess.run([f"{pg}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
                             "-d", db, "-qc", os.environ["CLAIM_CPU_SQL"]], check=True)
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    lua.write(f"""
+    if players:
+        tokens = ",\n".join(f'"{hs256(f"p{i}", "player")}"' for i in range(5000))
+        lua.write(f"""
+local tokens = {{ {tokens} }}
+wrk.method = "POST"
+request = function()
+  return wrk.format(nil, "/v1/zones/meadow/claims",
+    {{["Authorization"] = "Bearer " .. tokens[math.random(1, 5000)]}}, nil)
+end
+""")
+    else:
+        lua.write(f"""
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer {admin}"
 wrk.headers["Content-Type"] = "application/json"
@@ -155,10 +192,11 @@ end
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if statements:
         psql(pg, port, "postgres", "SELECT pg_stat_statements_reset()")
-    t0, c0 = cpu_ticks([trove.pid]), cpu_ticks(pids)
+    t0, c0, l0 = cpu_ticks([trove.pid]), cpu_ticks(pids), children_cpu()
     w = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", "-s", lua.name, base],
                        capture_output=True, text=True).stdout
     t1, c1 = cpu_ticks([trove.pid]), cpu_ticks(cluster_pids(pg_postmaster(pg_data_dir)))
+    l1 = children_cpu()
     opened1 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
     for p in perfs:
         p.wait()
@@ -182,6 +220,8 @@ end
         "claims_per_s": round(claims / duration),
         "trove_us": round(us(t1 - t0), 1),
         "postgres_us": round(us(c1 - c0), 1),
+        "load_us": round((l1 - l0) * 1e6 / max(claims, 1), 1),
+        "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", w)) else 0,
         "p50": lat.get("50%"),
         "p99": lat.get("99%"),
         "statements": top,

@@ -162,7 +162,11 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
         rate: None,
         keys: false,
     };
+    let server = o.server_pid.map(|p| p.to_string());
+    let cpu = || server.as_deref().and_then(stats::cpu_secs);
+    let (s0, l0) = (cpu(), stats::cpu_secs("self"));
     let off = claims::run(api, &load, "fan-out off").await;
+    let (s1, l1) = (cpu(), stats::cpu_secs("self"));
     claims::print("fan-out off", &off);
 
     let rss_before = o.server_pid.and_then(stats::rss_kib);
@@ -182,12 +186,15 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
     }
     subs.take();
 
+    let (s2, l2) = (cpu(), stats::cpu_secs("self"));
     let on = claims::run(api, &load, "fan-out on").await;
+    let (s3, l3) = (cpu(), stats::cpu_secs("self"));
     claims::print("fan-out on", &on);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let expected = expected_events(&on, o.subscribers, zones.len());
     let (got, latency) = subs.take();
     println!("events: expected {expected}, received {got}");
+    print_cpu(&off, &on, got, [s0, s1, s2, s3], [l0, l1, l2, l3]);
     println!(
         "commit -> receive latency, machine saturated: {}",
         stats::summary(&latency)
@@ -228,6 +235,42 @@ pub async fn run(api: &Api, o: &Options) -> Result<()> {
         bail!("the zero-dupe promise was broken");
     }
     Ok(())
+}
+
+/// Where the fan-out's CPU goes: the server's µs per claim without and with subscribers, the
+/// difference spread over the frames delivered, and the load tool's (the subscribers') share.
+fn print_cpu(
+    off: &ClaimRun,
+    on: &ClaimRun,
+    frames: u64,
+    server: [Option<f64>; 4],
+    load: [Option<f64>; 4],
+) {
+    let [Some(s0), Some(s1), Some(s2), Some(s3)] = server else {
+        println!("server CPU: pass --server-pid to measure it");
+        return;
+    };
+    let per_claim = |secs: f64, run: &ClaimRun| secs * 1e6 / run.opened().max(1) as f64;
+    let (off_us, on_us) = (per_claim(s1 - s0, off), per_claim(s3 - s2, on));
+    // The CPU over what the same claims cost without subscribers.
+    let extra = (s3 - s2) - off_us / 1e6 * on.opened() as f64;
+    println!(
+        "server CPU: {off_us:.1} µs per claim without fan-out, {on_us:.1} with; {:.2} µs per \
+         delivered frame ({frames} frames; the extra CPU over the claims' own)",
+        extra.max(0.0) * 1e6 / frames.max(1) as f64
+    );
+    if let [Some(l0), Some(l1), Some(l2), Some(l3)] = load {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let share = |secs: f64, run: &ClaimRun| 100.0 * secs / run.elapsed.as_secs_f64() / cores;
+        println!(
+            "share of the box, without / with fan-out: load tool (clients and subscribers) \
+             {:.0} % / {:.0} %, server {:.0} % / {:.0} %",
+            share(l1 - l0, off),
+            share(l3 - l2, on),
+            share(s1 - s0, off),
+            share(s3 - s2, on)
+        );
+    }
 }
 
 /// The string value of `"name":"…"` in a flat JSON object.

@@ -49,6 +49,15 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat` (`self` for
+/// this one); Linux counts them in USER_HZ, 100 a second.
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// A progress line on stderr while a phase runs: a bar, elapsed time, successes, rate and
 /// transport errors. Redrawn in place on a terminal, a plain line every 5 s otherwise (logs).
 pub struct Progress {
