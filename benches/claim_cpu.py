@@ -186,8 +186,10 @@ end
     perfs = []
     if profile:
         for what, targets in (("trove", [trove.pid]), ("postgres", pids)):
+            # Trove's stacks need DWARF unwinding (no frame pointers in the release build).
+            graph = ["--call-graph", "dwarf,16384", "-F", "250"] if what == "trove" else ["-g"]
             perfs.append(subprocess.Popen(
-                ["perf", "record", "-q", "-g", "-o", f"{profile}/{run}-{what}.data",
+                ["perf", "record", "-q", *graph, "-o", f"{profile}/{run}-{what}.data",
                  "-p", ",".join(map(str, targets)), "--", "sleep", str(duration)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if statements:

@@ -8,12 +8,13 @@
 -- a zone switched in here by a move is one (`arrival`: its subscribers get a fresh snapshot).
 -- MATERIALIZED: the horizon is computed once; inlined, the function ran again in every index
 -- condition and for every row answered (~70 calls a poll under a claim storm).
+-- The loot comes as text: the tail wants only its rarest item, read without a JSON tree.
 WITH h AS MATERIALIZED (
     SELECT trove_ledger_horizon() AS horizon
 )
 SELECT h.horizon AS "horizon!", e.kind AS "kind?", e.xid AS "xid?", e.zone_id AS "zone_id?",
        e.zone AS "zone?", e.chest_id AS "chest_id?", e.player AS "player?",
-       e.claim_id AS "claim_id?", e.loot AS "loot?", e.at AS "at?", e.count AS "count?"
+       e.claim_id AS "claim_id?", e.loot::text AS "loot?", e.at AS "at?", e.count AS "count?"
 FROM h
 LEFT JOIN LATERAL (
     SELECT ev.*, z.name AS zone

@@ -114,9 +114,35 @@ pub fn best_rarity(loot: &serde_json::Value) -> Option<Rarity> {
     recorded_loot(loot).into_iter().map(|i| i.rarity).max()
 }
 
+/// `best_rarity` of the ledger's JSON text, read straight into rarities (no JSON tree and no
+/// item names built): the tail reads every claim of its shard, watched or not.
+pub fn best_rarity_text(loot: &str) -> Option<Rarity> {
+    #[derive(Deserialize)]
+    struct Item {
+        rarity: Rarity,
+    }
+    let items: Vec<Item> = serde_json::from_str(loot).ok()?;
+    items.into_iter().map(|i| i.rarity).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rarity_from_text_agrees_with_rarity_from_the_tree() {
+        for loot in [
+            r#"[{"qty": 3, "item": "gold", "rarity": "common"}, {"qty": 1, "item": "gem", "rarity": "epic"}]"#,
+            r#"[{"item": "x", "qty": 1, "rarity": "legendary"}]"#,
+            "[]",
+            "{}",
+            r#"[{"item": "x"}]"#,
+            "not json",
+        ] {
+            let tree = serde_json::from_str(loot).map_or(None, |v| best_rarity(&v));
+            assert_eq!(best_rarity_text(loot), tree, "{loot}");
+        }
+    }
 
     #[test]
     fn positions_round_trip_and_reject_garbage() {

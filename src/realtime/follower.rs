@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::hub::{Event, EventKind, Hub};
 use super::Frame;
-use crate::ledger::{batch_end, best_rarity, Cursor};
+use crate::ledger::{batch_end, best_rarity_text, Cursor};
 use crate::shards::Shard;
 
 /// Rows fetched per poll; a full batch is followed by another poll at once.
@@ -131,7 +131,7 @@ async fn tail<T: Frame>(
                 (_, Some(claim_id), _) => EventKind::Opened {
                     chest_id,
                     player: r.player.unwrap_or_default(),
-                    rarity: r.loot.as_ref().and_then(best_rarity),
+                    rarity: r.loot.as_deref().and_then(best_rarity_text),
                     opened_at: at,
                     claim_id,
                 },
