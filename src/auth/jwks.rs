@@ -261,12 +261,7 @@ impl Jwks {
                 Ok((body, None))
             }
             Source::Url(url) => {
-                let mut resp = self
-                    .client
-                    .get(url)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut resp = self.client.get(url).send().await.map_err(|e| chain(&e))?;
                 if !resp.status().is_success() {
                     return Err(format!("answered {}", resp.status()));
                 }
@@ -276,7 +271,7 @@ impl Jwks {
                     .and_then(|v| v.to_str().ok())
                     .and_then(cache_max_age);
                 let mut body = Vec::new();
-                while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                while let Some(chunk) = resp.chunk().await.map_err(|e| chain(&e))? {
                     if body.len() + chunk.len() > MAX_BYTES {
                         return Err(format!("larger than {MAX_BYTES} bytes"));
                     }
@@ -286,6 +281,18 @@ impl Jwks {
             }
         }
     }
+}
+
+/// An error with its causes (reqwest's own message leaves out why: TLS, DNS, refused).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// `max-age=N` of a `Cache-Control` value.
