@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 
-from claim_cpu import SECRET, free_port, hs256, http
+from claim_cpu import SECRET, admin_lua, free_port, hs256, http
 
 
 def psql(url, sql):
@@ -60,15 +60,7 @@ def one(binary, args, name, workdir):
              {"count": 1000000, "loot_table": "starter"})
         lua = f"{workdir}/claims.lua"
         with open(lua, "w") as f:
-            f.write(f"""
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer {admin}"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  return wrk.format(nil, "/v1/zones/meadow/claims", nil,
-    '{{"player":"p' .. math.random(0, 4999) .. '"}}')
-end
-""")
+            f.write(admin_lua(admin))
         wrk = ["wrk", "-t1", f"-c{args.connections}", "--timeout", "30s", "-s", lua]
         subprocess.run(wrk + ["-d5s", base], capture_output=True)
         opened0 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]

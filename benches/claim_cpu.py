@@ -106,6 +106,19 @@ def hs256(player, role, ttl=3600):
     return f"{head}.{body}.{b64(sig)}"
 
 
+def admin_lua(admin):
+    """A wrk script posting the admin's claims on behalf of 5,000 players to `meadow`."""
+    return f"""
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {admin}"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  return wrk.format(nil, "/v1/zones/meadow/claims", nil,
+    '{{"player":"p' .. math.random(0, 4999) .. '"}}')
+end
+"""
+
+
 def children_cpu():
     """CPU seconds of this script's waited-for children (wrk, once it has exited)."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -169,15 +182,7 @@ request = function()
 end
 """)
     else:
-        lua.write(f"""
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer {admin}"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  return wrk.format(nil, "/v1/zones/meadow/claims", nil,
-    '{{"player":"p' .. math.random(0, 4999) .. '"}}')
-end
-""")
+        lua.write(admin_lua(admin))
     lua.close()
     # Warm up (first claims of each player read their nonce rows), then measure.
     subprocess.run(["wrk", "-t2", "-c64", "-d3s", "-s", lua.name, base], capture_output=True)

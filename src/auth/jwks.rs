@@ -18,15 +18,20 @@ use sha2::{Digest, Sha256};
 /// Largest key set read (a real one is a few KiB).
 const MAX_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// The RSA algorithms a key without `alg` may verify.
-const RSA: &[Algorithm] = &[
+/// The algorithms a key set's keys may verify: RSA, then ECDSA and EdDSA (never HMAC).
+pub const ASYMMETRIC: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
     Algorithm::PS256,
     Algorithm::PS384,
     Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
 ];
+/// The RSA ones, which an RSA key without `alg` may verify.
+const RSA: &[Algorithm] = ASYMMETRIC.split_at(6).0;
 
 /// Where the key set is read from: a file, an `https://` URL, or an `http://` URL on a
 /// loopback host (a sidecar or a test; keys from anywhere else need TLS).

@@ -20,6 +20,7 @@ use crate::names::validate_player_id;
 mod cache;
 mod cli;
 pub mod jwks;
+use jwks::ASYMMETRIC;
 mod rules;
 
 pub use cli::{parse_ttl, TokenArgs, MAX_TTL_SECS};
@@ -110,19 +111,6 @@ struct Inner {
     /// that sent a token.
     verified: AtomicU64,
 }
-
-/// The asymmetric algorithms a JWKS key may verify.
-const ASYMMETRIC: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 fn secret_key(secret: &str, name: &str) -> Result<DecodingKey> {
     if secret.len() < 16 {
