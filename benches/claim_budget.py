@@ -103,7 +103,7 @@ def print_row(row, flush=False):
         p = row["players"]
         print(f"  player tokens, Redis on: {p['claims_per_s']} claims/s, Trove {p['trove_us']}, "
               f"PostgreSQL {p['postgres_us']}, load tool {p['load_us']} µs/claim, p99 "
-              f"{p['p99']}, non-2xx {p['non2xx']}", flush=flush)
+              f"{p['p99']}, {p['batch']} claims/statement, non-2xx {p['non2xx']}", flush=flush)
 
 
 def summary(rows):

@@ -11,7 +11,8 @@ meanwhile (the zone's `opened`). Each build given is run in turn; --keep DIR kee
 (`callgrind_annotate --inclusive=yes DIR/<name>.out` shows where the instructions go).
 
 Usage: benches/claim_callgrind.py TROVE_BIN [TROVE_BIN ...] [--connections 16] [--seconds 20]
-       [--pg postgres://postgres@127.0.0.1:5432] [--keep DIR]
+       [--pg postgres://postgres@127.0.0.1:5432] [--keep DIR] [--players [--redis URL]]
+--players: each claim with its player's own token and Redis on (rate limits, leaderboards).
 Needs: valgrind, wrk.
 """
 
@@ -24,7 +25,7 @@ import tempfile
 import time
 import urllib.request
 
-from claim_cpu import SECRET, admin_lua, free_port, hs256, http
+from claim_cpu import SECRET, admin_lua, free_port, hs256, http, player_lua
 
 
 def psql(url, sql):
@@ -39,6 +40,9 @@ def one(binary, args, name, workdir):
                TROVE_JWT_SECRET=SECRET, TROVE_RECEIPT_KEY="11" * 32, RUST_LOG="error",
                TROVE_LISTEN=f"127.0.0.1:{free_port()}", TROVE_REQUEST_TIMEOUT_MS="60000",
                TROVE_DB_ACQUIRE_TIMEOUT_MS="30000", TROVE_DB_STATEMENT_TIMEOUT_MS="60000")
+    if args.players:
+        env.update(TROVE_REDIS_URL=args.redis, TROVE_REDIS_PREFIX=f"cg{os.getpid()}{name[0]}",
+                   TROVE_REDIS_TIMEOUT_MS="2000")
     subprocess.run([binary, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     out = f"{workdir}/{name}.out"
     trove = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -60,7 +64,7 @@ def one(binary, args, name, workdir):
              {"count": 1000000, "loot_table": "starter"})
         lua = f"{workdir}/claims.lua"
         with open(lua, "w") as f:
-            f.write(admin_lua(admin))
+            f.write(player_lua() if args.players else admin_lua(admin))
         wrk = ["wrk", "-t1", f"-c{args.connections}", "--timeout", "30s", "-s", lua]
         subprocess.run(wrk + ["-d5s", base], capture_output=True)
         opened0 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
@@ -97,6 +101,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     ap.add_argument("--keep")
+    ap.add_argument("--players", action="store_true",
+                    help="players' own tokens, Redis on (rate limits and leaderboards)")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="trove-callgrind-")
     try:

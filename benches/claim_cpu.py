@@ -119,6 +119,19 @@ end
 """
 
 
+def player_lua():
+    """A wrk script posting claims to `meadow`, each with one of 5,000 players' own tokens."""
+    tokens = ",\n".join(f'"{hs256(f"p{i}", "player")}"' for i in range(5000))
+    return f"""
+local tokens = {{ {tokens} }}
+wrk.method = "POST"
+request = function()
+  return wrk.format(nil, "/v1/zones/meadow/claims",
+    {{["Authorization"] = "Bearer " .. tokens[math.random(1, 5000)]}}, nil)
+end
+"""
+
+
 def children_cpu():
     """CPU seconds of this script's waited-for children (wrk, once it has exited)."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -172,15 +185,7 @@ def run_once(binary, pg, port, run, duration, profile=None, statements=False, pl
                             "-d", db, "-qc", os.environ["CLAIM_CPU_SQL"]], check=True)
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     if players:
-        tokens = ",\n".join(f'"{hs256(f"p{i}", "player")}"' for i in range(5000))
-        lua.write(f"""
-local tokens = {{ {tokens} }}
-wrk.method = "POST"
-request = function()
-  return wrk.format(nil, "/v1/zones/meadow/claims",
-    {{["Authorization"] = "Bearer " .. tokens[math.random(1, 5000)]}}, nil)
-end
-""")
+        lua.write(player_lua())
     else:
         lua.write(admin_lua(admin))
     lua.close()
