@@ -59,4 +59,10 @@ impl Engine {
             seeds: Arc::new(keys.seeds),
         }
     }
+
+    /// Per shard: claim statements sent so far and the claims they carried (their ratio is
+    /// the mean batch).
+    pub fn claim_statements(&self) -> Vec<(u64, u64)> {
+        self.claim_queues.sent()
+    }
 }

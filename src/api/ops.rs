@@ -252,6 +252,23 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
         "Requests refused with 503 because Redis could not be asked (fail closed).",
         state.limiter.refused_closed.load(Ordering::Relaxed),
     )?;
+    let sent = state.engine.claim_statements();
+    let per_shard = |pick: fn(&(u64, u64)) -> u64| {
+        let rows = sent.iter().enumerate();
+        rows.map(|(i, v)| (vec![i.to_string()], pick(v))).collect()
+    };
+    s.counters(
+        "trove_claim_statements_total",
+        "Claim statements sent to each shard (each a batch of claims, one round trip and commit).",
+        &["shard"],
+        per_shard(|v| v.0),
+    )?;
+    s.counters(
+        "trove_claim_statement_claims_total",
+        "Claims carried by those statements: divided by trove_claim_statements_total, the mean batch.",
+        &["shard"],
+        per_shard(|v| v.1),
+    )?;
     s.counter(
         "trove_token_verifications_total",
         "Bearer tokens verified (valid or not): one per request that sent a token.",

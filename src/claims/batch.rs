@@ -9,6 +9,7 @@
 //! draw, its idempotency key, its lock), and two claims of one batch that picked the same
 //! chest are told `collided` and go again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -96,6 +97,16 @@ pub struct Queues {
 struct Queue {
     shard: Arc<Shard>,
     tx: OnceLock<mpsc::UnboundedSender<(Request, Reply)>>,
+    sent: Arc<Sent>,
+}
+
+/// Claim statements a shard's queue has sent and the claims they carried: their ratio is the
+/// mean batch, which decides what a claim costs (one round trip, one commit and one receipt
+/// signature are shared by a statement's claims).
+#[derive(Default)]
+struct Sent {
+    statements: AtomicU64,
+    claims: AtomicU64,
 }
 
 impl Queues {
@@ -105,6 +116,7 @@ impl Queues {
             .map(|s| Queue {
                 shard: Arc::clone(s),
                 tx: OnceLock::new(),
+                sent: Arc::default(),
             })
             .collect();
         Queues {
@@ -112,6 +124,20 @@ impl Queues {
             batching,
             receipts,
         }
+    }
+
+    /// Per shard: claim statements sent so far, and the claims they carried.
+    pub fn sent(&self) -> Vec<(u64, u64)> {
+        self.queues
+            .iter()
+            .map(|q| {
+                let s = &q.sent;
+                (
+                    s.statements.load(Ordering::Relaxed),
+                    s.claims.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// Runs `req` in the next statement on `shard` and returns what it said.
@@ -125,7 +151,14 @@ impl Queues {
             // concurrency cap already bounds.
             let (tx, rx) = mpsc::unbounded_channel();
             let receipts = Arc::clone(&self.receipts);
-            tokio::spawn(run(Arc::clone(&queue.shard), rx, self.batching, receipts));
+            let sent = Arc::clone(&queue.sent);
+            tokio::spawn(run(
+                Arc::clone(&queue.shard),
+                rx,
+                self.batching,
+                receipts,
+                sent,
+            ));
             tx
         });
         let (reply, answer) = oneshot::channel();
@@ -144,6 +177,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<(Request, Reply)>,
     batching: Batching,
     receipts: Arc<ReceiptKeys>,
+    sent: Arc<Sent>,
 ) {
     let slots = Arc::new(Semaphore::new(batching.in_flight.max(1)));
     loop {
@@ -160,6 +194,8 @@ async fn run(
                 Err(_) => break,
             }
         }
+        sent.statements.fetch_add(1, Ordering::Relaxed);
+        sent.claims.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let (shard, receipts) = (Arc::clone(&shard), Arc::clone(&receipts));
         tokio::spawn(async move {
             execute(&shard, &receipts, batch).await;

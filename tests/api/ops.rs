@@ -94,6 +94,17 @@ async fn metrics_move_with_claims_requests_and_websockets() {
         .filter_map(|s| metric(&text, "trove_claim_duration_seconds_count", &[("shard", s)]))
         .sum();
     assert_eq!(timed, 6.0);
+    // One claim at a time: every statement carried one (the opened, the replay and the
+    // exhausted one went to the shard; the unknown zone never did).
+    let sum = |name: &str| -> f64 {
+        ["0", "1"]
+            .iter()
+            .filter_map(|s| metric(&text, name, &[("shard", s)]))
+            .sum()
+    };
+    let statements = sum("trove_claim_statements_total");
+    assert!(statements >= 5.0, "{statements} statements");
+    assert_eq!(sum("trove_claim_statement_claims_total"), statements);
     let http = |class: &str| {
         metric(
             &text,
