@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -49,6 +49,12 @@ pub async fn upgrade(
         ws.map_err(|e| ApiError::http(e.status(), "websocket_upgrade_required", e.body_text()))?;
     let slot = address_slot(&state, &headers, peer.map(|p| p.0 .0))?;
     let rt = state.realtime.clone();
+    // The connection lasts as long as its token: closed (1008) when it expires.
+    let left = caller
+        .expires_at
+        .saturating_sub(chrono::Utc::now().timestamp());
+    let until = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0).min(10 * 366 * 86400));
     let permit = rt.admit().ok_or_else(|| {
         ApiError::http(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -66,7 +72,7 @@ pub async fn upgrade(
             let (sink, stream) = socket.split();
             let sink = sink.with(|out| std::future::ready(Ok::<_, axum::Error>(to_axum(out))));
             let stream = stream.map(from_axum);
-            rt.serve(permit, sink, stream).await;
+            rt.serve(permit, sink, stream, until).await;
             drop(slot);
         }))
 }

@@ -106,6 +106,7 @@ mod tests {
         Caller {
             player: p.into(),
             role: Role::Player,
+            expires_at: 100,
         }
     }
 

@@ -50,6 +50,9 @@ pub struct TokenClaims {
 pub struct Caller {
     pub player: String,
     pub role: Role,
+    /// Unix seconds after which the token is refused (its `exp` plus the leeway): a
+    /// WebSocket opened with it is closed then.
+    pub expires_at: i64,
 }
 
 impl Caller {
@@ -279,9 +282,10 @@ impl JwtKeys {
             }
             alg => return Err(bad(format!("{alg:?} tokens are not accepted"))),
         };
-        let caller = rules.caller(&claims)?;
+        let mut caller = rules.caller(&claims)?;
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
         let until = exp.saturating_add(inner.rules.leeway_secs as i64);
+        caller.expires_at = until;
         inner.cache.put(token, caller.clone(), until, generation);
         Ok(caller)
     }

@@ -72,6 +72,8 @@ impl Rules {
         Ok(Caller {
             player: player.clone(),
             role,
+            // Set from `exp` by the verifier.
+            expires_at: i64::MAX,
         })
     }
 }

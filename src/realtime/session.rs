@@ -67,8 +67,9 @@ pub(super) struct Session<T, W> {
 }
 
 impl<T: Frame> Realtime<T> {
-    /// Serves one upgraded connection until it closes. `permit` came from `admit`.
-    pub async fn serve<W, R>(&self, permit: ConnectionPermit, sink: W, stream: R)
+    /// Serves one upgraded connection until it closes, at the latest at `until` (when the
+    /// token it was opened with expires). `permit` came from `admit`.
+    pub async fn serve<W, R>(&self, permit: ConnectionPermit, sink: W, stream: R, until: Instant)
     where
         W: Sink<Outgoing<T>> + Unpin + Send,
         R: Stream<Item = Incoming<T>> + Unpin + Send,
@@ -80,12 +81,12 @@ impl<T: Frame> Realtime<T> {
             sink,
             _permit: permit,
         };
-        session.run(stream).await;
+        session.run(stream, until).await;
     }
 }
 
 impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
-    async fn run<R: Stream<Item = Incoming<T>> + Unpin>(mut self, mut stream: R) {
+    async fn run<R: Stream<Item = Incoming<T>> + Unpin>(mut self, mut stream: R, until: Instant) {
         let (tx, mut rx) = mpsc::channel::<Queued<T>>(self.rt.settings.queue);
         let lagged = Arc::new(Notify::new());
         let outbox = Outbox {
@@ -100,11 +101,19 @@ impl<T: Frame, W: Sink<Outgoing<T>> + Unpin + Send> Session<T, W> {
         // Why the connection ended, for `trove_ws_clients_closed_total{reason}`; a failed or
         // stalled write unless an arm says otherwise.
         let mut reason = "write_failed";
+        // One timer for the connection's life, not one per turn of the loop.
+        let expiry = tokio::time::sleep_until(until);
+        tokio::pin!(expiry);
         loop {
             let flow = tokio::select! {
                 _ = shutdown.changed() => {
                     reason = "shutdown";
                     self.close(1001, "server shutting down").await;
+                    Flow::Close
+                }
+                _ = &mut expiry => {
+                    reason = "token_expired";
+                    self.close(1008, "token expired: reconnect with a fresh one").await;
                     Flow::Close
                 }
                 frame = stream.next() => {

@@ -1019,3 +1019,37 @@ async fn resumes_stream_in_pages_under_a_replay_cap_and_past_the_window_get_a_sn
     let v = expect(&mut ws, "subscribed").await;
     assert_eq!(v["resumed"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_is_closed_when_the_token_it_was_opened_with_expires() {
+    let app = spawn_app().await;
+    // Expired 28 s ago: inside the 30 s leeway for about two seconds more.
+    let token = app
+        .keys
+        .issue("brief-watcher", trove::auth::Role::Player, -28)
+        .expect("token");
+    let url = format!(
+        "{}/v1/ws?token={token}",
+        app.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    let opened = std::time::Instant::now();
+    send(&mut ws, json!({"op": "ping"})).await;
+    expect(&mut ws, "pong").await;
+    let closed = next(&mut ws, Duration::from_secs(10))
+        .await
+        .expect("closed");
+    assert_eq!(closed, json!({"type": "__closed", "code": 1008}));
+    let after = opened.elapsed();
+    assert!(
+        after <= Duration::from_secs(4),
+        "closed {after:?} after opening"
+    );
+    // A fresh token's connection stays open.
+    let mut fresh = connect(&app, "fresh-watcher").await;
+    send(&mut fresh, json!({"op": "ping"})).await;
+    expect(&mut fresh, "pong").await;
+    assert!(next(&mut fresh, Duration::from_secs(1)).await.is_none());
+}
