@@ -2,10 +2,10 @@
 //! edge checks the caller and the connection cap, sets the socket's limits, and adapts axum's
 //! socket to the session's own frames (protocol: `realtime::protocol`, README "Realtime").
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use std::net::SocketAddr;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -84,6 +84,9 @@ fn address_slot(
     peer: Option<SocketAddr>,
 ) -> Result<Option<Counted>, ApiError> {
     let cap = &state.ws_addresses;
+    if cap.cap == 0 {
+        return Ok(None);
+    }
     let peer_ip = peer.map(|p| p.ip().to_canonical());
     let from_proxy = peer_ip.is_some_and(|ip| cap.trusted_proxies.iter().any(|c| c.contains(ip)));
     // With proxies named, only theirs is a forwarded address to believe.
@@ -91,7 +94,7 @@ fn address_slot(
     let Some(ip) = client_addr(headers, peer, trust).map(|ip| ip.to_canonical()) else {
         return Ok(None);
     };
-    if cap.cap == 0 || (from_proxy && Some(ip) == peer_ip) {
+    if from_proxy && Some(ip) == peer_ip {
         return Ok(None);
     }
     cap.open.admit(ip, cap.cap).map(Some).ok_or_else(|| {

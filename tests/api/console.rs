@@ -36,15 +36,7 @@ async fn zones_are_listed_in_keyset_pages_across_shards_with_their_totals() {
         app.spawn_zone(z, 5 + i as i64, "starter").await;
     }
     let probe = zone_on(1, "list-p");
-    let spawned = app
-        .call(
-            Method::POST,
-            &format!("/v1/zones/{probe}/chests"),
-            Some(&admin),
-            Some(json!({"count": 3, "loot_table": "starter", "synthetic": true})),
-            &[],
-        )
-        .await;
+    let spawned = app.spawn_synthetic_zone(&probe, 3, "starter").await;
     assert_eq!(spawned.status, StatusCode::CREATED, "{:?}", spawned.body);
     let player = app.token("lister");
     assert_eq!(

@@ -387,15 +387,21 @@ impl TestApp {
     }
 
     pub async fn spawn_zone(&self, zone: &str, count: i64, table: &str) -> Resp {
+        self.spawn(zone, json!({ "count": count, "loot_table": table }))
+            .await
+    }
+
+    /// A spawn that makes `zone` synthetic (a fairness-probe zone).
+    pub async fn spawn_synthetic_zone(&self, zone: &str, count: i64, table: &str) -> Resp {
+        let body = json!({ "count": count, "loot_table": table, "synthetic": true });
+        self.spawn(zone, body).await
+    }
+
+    async fn spawn(&self, zone: &str, body: Value) -> Resp {
         let admin = self.admin();
-        self.call(
-            Method::POST,
-            &format!("/v1/zones/{zone}/chests"),
-            Some(&admin),
-            Some(json!({ "count": count, "loot_table": table })),
-            &[],
-        )
-        .await
+        let path = format!("/v1/zones/{zone}/chests");
+        self.call(Method::POST, &path, Some(&admin), Some(body), &[])
+            .await
     }
 
     /// A loot table version as anyone reads it through the API, and as the engine's type

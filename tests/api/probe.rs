@@ -123,15 +123,7 @@ async fn old_synthetic_zones_are_deleted_and_real_ones_never() {
         app.spawn_zone(&real, 5, "starter").await.status,
         StatusCode::CREATED
     );
-    let spawned = app
-        .call(
-            Method::POST,
-            &format!("/v1/zones/{synthetic}/chests"),
-            Some(&admin),
-            Some(json!({"count": 5, "loot_table": "starter", "synthetic": true})),
-            &[],
-        )
-        .await;
+    let spawned = app.spawn_synthetic_zone(&synthetic, 5, "starter").await;
     assert_eq!(spawned.status, StatusCode::CREATED);
     for zone in [&real, &synthetic] {
         let r = app

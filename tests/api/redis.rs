@@ -289,16 +289,7 @@ async fn boards_equal_the_ledger_after_concurrent_claims_and_replays_and_survive
         a.spawn_zone(z, 400, "starter").await;
     }
     let probe = zone_on(1, "probe-synthetic");
-    let admin = a.admin();
-    let r = a
-        .call(
-            Method::POST,
-            &format!("/v1/zones/{probe}/chests"),
-            Some(&admin),
-            Some(serde_json::json!({"count": 20, "loot_table": "starter", "synthetic": true})),
-            &[],
-        )
-        .await;
+    let r = a.spawn_synthetic_zone(&probe, 20, "starter").await;
     assert_eq!(r.status, StatusCode::CREATED);
 
     // 1,000 claims by 50 players; every fifth is sent twice with the same key (a replay).
