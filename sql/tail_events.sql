@@ -9,6 +9,10 @@
 -- MATERIALIZED: the horizon is computed once; inlined, the function ran again in every index
 -- condition and for every row answered (~70 calls a poll under a claim storm).
 -- The loot comes as text: the tail wants only its rarest item, read without a JSON tree.
+-- Each arm reads at most $4 rows in index order and each event's zone is a key look-up, so
+-- the generic plan (which a prepared poll settles on, and which the follower's session
+-- forces) costs what the batch costs: before, it hashed every zone of the shard and sorted
+-- every event after the position before taking $4 of them, O(zones + lag) a poll.
 WITH h AS MATERIALIZED (
     SELECT trove_ledger_horizon() AS horizon
 )
@@ -19,23 +23,29 @@ FROM h
 LEFT JOIN LATERAL (
     SELECT ev.*, z.name AS zone
     FROM (
-        SELECT 'claim' AS kind, c.xid, c.zone_id, c.chest_id, c.player, c.claim_id, c.loot,
-               c.opened_at AS at, NULL::bigint AS count
-        FROM claims c
-        WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < h.horizon
-          AND NOT c.copied
+        (SELECT 'claim' AS kind, c.xid, c.zone_id, c.chest_id, c.player, c.claim_id, c.loot,
+                c.opened_at AS at, NULL::bigint AS count
+         FROM claims c
+         WHERE (c.xid, c.zone_id, c.chest_id) > ($1, $2, $3) AND c.xid < h.horizon
+           AND NOT c.copied
+         ORDER BY c.xid, c.zone_id, c.chest_id
+         LIMIT $4)
         UNION ALL
-        SELECT 'spawn', s.xid, s.zone_id, s.first_chest, NULL, NULL, NULL, s.created_at, s.count
-        FROM spawns s
-        WHERE (s.xid, s.zone_id, s.first_chest) > ($1, $2, $3) AND s.xid < h.horizon
-          AND NOT s.copied
+        (SELECT 'spawn', s.xid, s.zone_id, s.first_chest, NULL, NULL, NULL, s.created_at, s.count
+         FROM spawns s
+         WHERE (s.xid, s.zone_id, s.first_chest) > ($1, $2, $3) AND s.xid < h.horizon
+           AND NOT s.copied
+         ORDER BY s.xid, s.zone_id, s.first_chest
+         LIMIT $4)
         UNION ALL
         SELECT 'arrival', a.arrived_xid, a.id, 0, NULL, NULL, NULL, now(), NULL
         FROM zones a
         WHERE a.arrived_xid >= $1 AND (a.arrived_xid, a.id, 0::bigint) > ($1, $2, $3)
           AND a.arrived_xid < h.horizon
     ) AS ev
-    JOIN zones z ON z.id = ev.zone_id
+    -- Each event's zone by its key (LIMIT 1 keeps it a look-up: joined, the generic plan
+    -- hashed every zone of the shard).
+    CROSS JOIN LATERAL (SELECT z.name FROM zones z WHERE z.id = ev.zone_id LIMIT 1) AS z
     ORDER BY ev.xid, ev.zone_id, ev.chest_id
     LIMIT $4
 ) AS e ON true

@@ -62,6 +62,10 @@ async fn tail<T: Frame>(
     backoff: &mut Duration,
 ) -> Result<(), sqlx::Error> {
     let mut conn = shard.connect().await?;
+    // One plan for every position, by index throughout (sql/tail_events.sql).
+    sqlx::query_file!("sql/generic_plans.sql")
+        .execute(&mut conn)
+        .await?;
     *backoff = Duration::from_millis(100);
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

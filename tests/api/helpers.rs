@@ -268,6 +268,24 @@ pub fn zone_on(shard: usize, prefix: &str) -> String {
         .expect("some name lands on every shard")
 }
 
+/// A plan (EXPLAIN's lines) that reads no table whole: no sequential scan, and every index
+/// searched by a condition, never walked from end to end. Returns the plan as one string.
+pub fn assert_no_scan(plan: &[String], label: &str) -> String {
+    for (i, line) in plan.iter().enumerate() {
+        if line.contains("Index Scan using") || line.contains("Index Only Scan using") {
+            let next = plan.get(i + 1).map(String::as_str).unwrap_or("");
+            assert!(
+                next.contains("Index Cond"),
+                "{label}: an index walked whole:\n{}",
+                plan.join("\n")
+            );
+        }
+    }
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan"), "{label}:\n{plan}");
+    plan
+}
+
 /// One sample from Prometheus text: the value of `name` whose label set is exactly `labels`.
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: BTreeMap<&str, &str> = labels.iter().copied().collect();

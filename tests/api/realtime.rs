@@ -16,8 +16,8 @@ use trove::config::Config;
 use trove::shards::shard_index;
 
 use crate::helpers::{
-    fresh_db, fresh_db_on, metric, migrated_template, patient, spawn_app, spawn_app_on,
-    spawn_app_with, start_cluster, zone_on, TestApp, SECRET,
+    assert_no_scan, fresh_db, fresh_db_on, metric, migrated_template, patient, spawn_app,
+    spawn_app_on, spawn_app_with, start_cluster, zone_on, TestApp, SECRET,
 };
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -1052,4 +1052,42 @@ async fn a_websocket_is_closed_when_the_token_it_was_opened_with_expires() {
     send(&mut fresh, json!({"op": "ping"})).await;
     expect(&mut fresh, "pong").await;
     assert!(next(&mut fresh, Duration::from_secs(1)).await.is_none());
+}
+
+/// The tail's poll reaches every table by index from its position, as the generic plan its
+/// session runs: each poll's cost depends on the events it returns, never on how many zones,
+/// claims or spawns the shard holds or how far behind the position is.
+#[tokio::test]
+async fn the_tail_poll_never_scans_a_table_as_a_generic_plan() {
+    let app = spawn_app().await;
+    let mut db = app.shard_db(0).await;
+    sqlx::raw_sql(
+        "INSERT INTO loot_tables (name, version, entries) VALUES ('tail-plan', 1, '[]');
+         INSERT INTO zones (name, chest_count) SELECT 'tz' || g, 20 FROM generate_series(1, 5000) g;
+         INSERT INTO spawns (zone_id, first_chest, count) SELECT id, 1, 20 FROM zones;
+         INSERT INTO claims (zone_id, chest_id, claim_id, player, seed_epoch, loot_table_id, loot)
+             SELECT z.id, g, gen_random_uuid(), 'p' || g, 1, l.id, '[]'
+             FROM zones z, generate_series(1, 20) g, (SELECT max(id) AS id FROM loot_tables) l;
+         ANALYZE;",
+    )
+    .execute(&mut db)
+    .await
+    .expect("a shard with many zones, spawns and claims");
+    let statement = include_str!("../../sql/tail_events.sql");
+    sqlx::raw_sql(&format!(
+        "SET plan_cache_mode = force_generic_plan;
+         PREPARE tail(bigint, integer, bigint, bigint) AS {statement}"
+    ))
+    .execute(&mut db)
+    .await
+    .expect("prepare");
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE tail(0, 0, 0, 256)")
+        .fetch_all(&mut db)
+        .await
+        .expect("explain");
+    let plan = assert_no_scan(&plan, "tail");
+    assert!(!plan.contains("Bitmap Heap Scan on claims"), "{plan}");
+    for index in ["claims_tail", "spawns_tail", "zones_pkey"] {
+        assert!(plan.contains(&format!("using {index}")), "{index}:\n{plan}");
+    }
 }
