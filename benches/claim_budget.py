@@ -7,8 +7,8 @@ Each round, on one private durable PostgreSQL cluster (two shard databases, a
    PostgreSQL's (every process of the cluster) and the load tool's CPU µs per claim, claims/s,
    p50/p99, and the mean claims per claim statement (pg_stat_statements);
 2. pgbench running `sql/claim.sql` itself, prepared, with batches of that mean size and as
-   many clients as Trove has claim connections (TROVE_CLAIM_CONCURRENCY per shard, both
-   shards), on a zone of its own of the same size: claims/s and PostgreSQL µs per claim;
+   many clients as Trove has claim connections on the zone's shard (TROVE_CLAIM_CONCURRENCY),
+   on a zone of its own of the same size: claims/s and PostgreSQL µs per claim;
 3. with --players: the same storm with each player's own token, Redis on (rate limits on).
 The ratio Trove / pgbench is Trove's throughput over what its statements alone reach.
 
@@ -26,8 +26,9 @@ import claim_cpu
 import claim_sql
 from claim_cpu import as_pg, pg_bin, psql, free_port
 
-# TROVE_CLAIM_CONCURRENCY's default, per shard, and the storm's two shards.
-CLAIM_CONNECTIONS = 2 * 2
+# TROVE_CLAIM_CONCURRENCY's default: the claim connections Trove has on the shard that holds
+# the storm's one zone (the other shard's pool sits idle), so pgbench gets the same cap.
+CLAIM_CONNECTIONS = 2
 
 
 def pgbench_round(trove, pg, port, data_dir, batch, duration, ready):
