@@ -11,10 +11,14 @@ process of the cluster over the middle of each run; claims from the zone's count
 Usage: benches/claim_sql.py TROVE_BIN SQL_FILE... [--batch 16] [--clients 8] [--seconds 12]
        [--rounds 3] [--nonces] [--callgrind [--keep DIR]]
 --callgrind: instead of pgbench, count PostgreSQL's instructions per claim under valgrind
-(one single-user backend runs the statement prepared, 20 and then 80 times; the difference
-divided by the claims it opened leaves start-up out). The count does not move with the host's
+(one single-user backend prepares the statement with typed parameters, as Trove's driver does,
+and runs it 20 and then 50 times on batches of players new to the zone; the difference
+divided by the claims it opened leaves start-up out). Typed parameters matter: pgbench's
+script above fills them from a CTE, and the plans the planner makes for that are not the
+generic plan a shard runs (hashing joins where the generic plan loops, and the reverse), so
+a change can look better or worse there than it is. The count does not move with the host's
 load, so it shows steps of a few per cent that CPU time cannot. --keep DIR keeps each run's
-callgrind output there (`callgrind_annotate DIR/<file>-80.out` shows where the instructions go).
+callgrind output there (`callgrind_annotate DIR/<file>-40.out` shows where the instructions go).
 --nonces fills the version-2 arguments (the player's next nonce read from the ledger, client
 seed ""); without it they are NULL (a version-1 epoch's claims, which use no nonce). Every file
 must run on TROVE_BIN's schema (63dd543's statement does; those of 0007-0008 need their
@@ -24,11 +28,13 @@ Needs: PostgreSQL's server binaries and pgbench; run as root (the cluster runs a
 
 import argparse
 import os
+import random
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 
 from claim_cpu import (SECRET, TICK, as_pg, cluster_pids, cpu_ticks, free_port, http, pg_bin,
                        pg_postmaster, psql, start_trove)
@@ -121,17 +127,40 @@ def run(pg, port, db, script, clients, seconds, data_dir):
             "failed": "aborted" in out}
 
 
+# The claim statement's parameter types, in order (`sql/claim.sql`; older versions take fewer).
+TYPES = ["integer[]", "integer[]", "text[]", "text[]", "bigint[]", "jsonb[]", "uuid[]", "bigint[]",
+         "bigint[]", "text[]", "text[]"]
+
+
+def execute(params, batch, first):
+    """One EXECUTE of the prepared claim statement: a batch of players new to the zone (so
+    each draws with nonce 0 and client seed ""), as literal arrays."""
+    cols = [["1"] * batch, ["1"] * batch, [f"'x{first + i}'" for i in range(batch)],
+            ["NULL"] * batch, [str(random.randrange(2 ** 62)) for _ in range(batch)],
+            ["'{\"1\": [{\"item\": \"gold\", \"qty\": 3, \"rarity\": \"common\"}]}'"] * batch,
+            [f"'{uuid.uuid4()}'" for _ in range(batch)], ["NULL"] * batch, ["0"] * batch,
+            ["''"] * batch, ["'admin:bench'"] * batch]
+    arrays = [f"ARRAY[{','.join(c)}]::{t}" for c, t in zip(cols, TYPES)][:params]
+    return f"EXECUTE claim({', '.join(arrays)});\n"
+
+
 def instructions(pg, port, db, sql, batch, data_dir, keep=None, name="claim"):
-    """Instructions per opened claim of one statement version, by callgrind (see --callgrind)."""
-    script = pgbench_script(sql, batch, True, 1).replace(":client_id", "0").strip().rstrip(";")
+    """Instructions per opened claim of one statement version, by callgrind (see --callgrind).
+    The statement is prepared with typed parameters, as Trove's driver prepares it, so after
+    its first runs it executes the generic plan a shard runs under load."""
+    sql = " ".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    params = max(int(n) for n in re.findall(r"\$(\d+)", sql))
     counts = []
-    for n in (20, 80):
+    for n in (10, 40):
         refill(pg, port, db)
         before = opened(pg, port, db)
         as_pg([f"{pg}/pg_ctl", "stop", "-D", data_dir, "-m", "fast"])
         out = f"{data_dir}/../callgrind.out"
+        random.seed(1)
         with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
-            f.write(f"SELECT setseed(0.5);\nPREPARE claim AS {script};\n" + "EXECUTE claim;\n" * n)
+            f.write(f"PREPARE claim({', '.join(TYPES[:params])}) AS {' '.join(sql.split())};\n")
+            # Ten runs first: past the custom plans of the first five.
+            f.write("".join(execute(params, batch, e * batch) for e in range(10 + n)))
             f.flush()
             os.chmod(f.name, 0o644)
             with open(f.name) as stdin:

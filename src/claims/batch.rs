@@ -20,6 +20,7 @@ use super::{Claim, Signed};
 use crate::error::{Error, Result};
 use crate::receipts::{leaf_hash, receipt_bytes, ReceiptKeys};
 use crate::shards::Shard;
+use crate::zones::ZoneInfo;
 
 /// One claim for the shard's next statement.
 pub struct Request {
@@ -38,6 +39,9 @@ pub struct Request {
     pub nonce: Option<i64>,
     pub client_seed: Option<String>,
     pub authorised_by: String,
+    /// The zone as the draw saw it: its loot tables name an opened claim's table (the
+    /// statement names only a replayed one's, which may be a version the zone no longer has).
+    pub info: Arc<ZoneInfo>,
 }
 
 /// What the statement said about one claim (its `status` column, decoded once, here).
@@ -253,8 +257,10 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
     let mut authorisers = Vec::with_capacity(n);
     let mut replies = Vec::with_capacity(n);
     let mut names = Vec::with_capacity(n);
+    let mut infos = Vec::with_capacity(n);
     for (r, reply) in batch {
         names.push(r.zone);
+        infos.push(r.info);
         zone_ids.push(r.zone_id);
         epochs.push(r.epoch);
         players.push(r.player);
@@ -311,19 +317,26 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
             if rows.iter().enumerate().all(|(i, r)| r.idx == i as i64 + 1) && rows.len() == n =>
         {
             let mut decoded = Vec::with_capacity(n);
-            for ((row, reply), (zone, player)) in rows
+            for (((row, reply), (zone, player)), info) in rows
                 .into_iter()
                 .zip(replies)
                 .zip(names.into_iter().zip(players))
+                .zip(infos)
             {
+                let table = match (&row.loot_table, row.loot_table_version) {
+                    (Some(name), Some(version)) => Some((name.clone(), version)),
+                    _ => row
+                        .loot_table_id
+                        .and_then(|id| info.tables.iter().find(|t| t.id == id))
+                        .map(|t| (t.name.clone(), t.version)),
+                };
                 let recorded = || match (
                     row.claim_id,
                     row.chest_id,
                     row.loot,
                     row.opened_at,
                     row.seed_epoch,
-                    row.loot_table,
-                    row.loot_table_version,
+                    table,
                 ) {
                     (
                         Some(claim_id),
@@ -331,8 +344,7 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
                         Some(loot),
                         Some(opened_at),
                         Some(seed_epoch),
-                        Some(loot_table),
-                        Some(loot_table_version),
+                        Some((loot_table, loot_table_version)),
                     ) => Ok(Claim {
                         claim_id,
                         zone: zone.to_string(),

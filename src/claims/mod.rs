@@ -176,6 +176,7 @@ impl Engine {
                 nonce: next.as_ref().map(|n| n.nonce),
                 client_seed: next.as_ref().map(|n| n.client_seed.clone()),
                 authorised_by: authorised_by.to_owned(),
+                info: Arc::clone(&info),
             };
             let mut status = self.claim_queues.submit(shard, request()).await?;
             // Another claim of the same batch took the chest this draw picked, or has the same

@@ -544,14 +544,14 @@ async fn chest_listings_page_by_id_and_filter_by_state() {
     assert!(last["chests"][0]["opened_by"].is_null());
 }
 
-/// Runs the claim statement itself on shard 0 for claims of one player in `zone`, each with
-/// an idempotency key; the i-th claim's draw starts at chest i + 1. Returns (status, claim id).
-async fn claim_statement(
+/// Runs the claim statement itself on shard 0 for claims in `zone` of (player, idempotency
+/// key, nonce with client seed "": None draws as version 1); the i-th claim's draw starts at
+/// chest 3i + 1 (wrapping around the zone). Returns the statement's rows.
+async fn run_claim_statement(
     db: &mut sqlx::PgConnection,
     zone: &str,
-    player: &str,
-    keys: &[&str],
-) -> Vec<(String, Option<uuid::Uuid>)> {
+    claims: &[(&str, Option<&str>, Option<i64>)],
+) -> Vec<sqlx::postgres::PgRow> {
     let (zone_id, table): (i32, i32) = sqlx::query_as(
         "SELECT z.id, max(c.loot_table_id) FROM zones z JOIN chests c ON c.zone_id = z.id
          WHERE z.name = $1 GROUP BY z.id",
@@ -560,28 +560,117 @@ async fn claim_statement(
     .fetch_one(&mut *db)
     .await
     .expect("zone");
-    let n = keys.len();
+    let n = claims.len();
     let loot = json!({ table.to_string(): [] });
-    use sqlx::Row;
     sqlx::query(include_str!("../../sql/claim.sql"))
         .bind(vec![zone_id; n])
         .bind(vec![1i32; n])
-        .bind(vec![player.to_owned(); n])
-        .bind(keys.iter().map(|k| Some(k.to_string())).collect::<Vec<_>>())
-        .bind((0..n as i64).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.0.to_owned()).collect::<Vec<_>>())
+        .bind(
+            claims
+                .iter()
+                .map(|c| c.1.map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
+        .bind((0..n as i64).map(|i| 3 * i).collect::<Vec<_>>())
         .bind(vec![loot; n])
         .bind((0..n).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>())
         .bind(vec![None::<i64>; n])
-        // Version-1 draws (no nonce): what these tests hold to is the keys' handling.
-        .bind(vec![None::<i64>; n])
-        .bind(vec![None::<String>; n])
+        .bind(claims.iter().map(|c| c.2).collect::<Vec<_>>())
+        .bind(
+            claims
+                .iter()
+                .map(|c| c.2.map(|_| String::new()))
+                .collect::<Vec<_>>(),
+        )
         .bind(vec!["player".to_owned(); n])
         .fetch_all(&mut *db)
         .await
         .expect("claim statement")
+}
+
+/// The claim statement for version-1 claims of one player, each with an idempotency key (what
+/// these tests hold to is the keys' handling). Returns (status, claim id).
+async fn claim_statement(
+    db: &mut sqlx::PgConnection,
+    zone: &str,
+    player: &str,
+    keys: &[&str],
+) -> Vec<(String, Option<uuid::Uuid>)> {
+    use sqlx::Row;
+    let claims: Vec<_> = keys.iter().map(|k| (player, Some(*k), None)).collect();
+    run_claim_statement(db, zone, &claims)
+        .await
         .iter()
         .map(|row| (row.get("status!"), row.get("claim_id?")))
         .collect()
+}
+
+/// Version-2 claims in one statement: a player's first claim in the batch with their next
+/// nonce opens a chest; their second in the same batch is `collided` (it goes again with the
+/// next nonce) and a claim drawn with a nonce that is not the player's next is told `nonce`
+/// with the next one. Neither consumes a nonce; an opened claim names its loot table only by
+/// id (the engine has the name), a replay by name too.
+#[tokio::test]
+async fn a_batch_takes_one_nonce_per_player_and_answers_the_next_to_a_wrong_one() {
+    use sqlx::Row;
+    let app = spawn_app().await;
+    app.starter().await;
+    let zone = zone_on(0, "batched-nonces");
+    app.spawn_zone(&zone, 10, "starter").await;
+    let mut db = app.shard_db(0).await;
+    let rows = run_claim_statement(
+        &mut db,
+        &zone,
+        &[
+            ("ann", None, Some(0)),
+            ("ann", None, Some(0)),
+            ("bob", None, Some(3)),
+            ("cy", Some("k"), Some(0)),
+        ],
+    )
+    .await;
+    let status = |r: &sqlx::postgres::PgRow| {
+        (
+            r.get::<String, _>("status!"),
+            r.get::<Option<i64>, _>("nonce?"),
+            r.get::<Option<i64>, _>("next_nonce?"),
+        )
+    };
+    assert_eq!(status(&rows[0]), ("opened".into(), Some(0), None));
+    assert_eq!(status(&rows[1]), ("collided".into(), None, None));
+    assert_eq!(status(&rows[2]), ("nonce".into(), None, Some(0)));
+    assert_eq!(
+        rows[2].get::<Option<String>, _>("next_client_seed?"),
+        Some(String::new())
+    );
+    assert_eq!(status(&rows[3]), ("opened".into(), Some(0), None));
+    assert!(rows[0].get::<Option<i32>, _>("loot_table_id?").is_some());
+    assert_eq!(rows[0].get::<Option<String>, _>("loot_table?"), None);
+    // The next statement: ann's second claim takes nonce 1, bob's next is still 0, and cy's
+    // retry with the same key replays, naming the table.
+    let again = run_claim_statement(
+        &mut db,
+        &zone,
+        &[
+            ("ann", None, Some(1)),
+            ("bob", None, Some(0)),
+            ("cy", Some("k"), Some(1)),
+        ],
+    )
+    .await;
+    assert_eq!(status(&again[0]), ("opened".into(), Some(1), None));
+    assert_eq!(status(&again[1]), ("opened".into(), Some(0), None));
+    assert_eq!(status(&again[2]), ("replayed".into(), Some(0), None));
+    assert_eq!(
+        again[2].get::<Option<String>, _>("loot_table?").as_deref(),
+        Some("starter")
+    );
+    assert_eq!(
+        again[2].get::<Option<i32>, _>("loot_table_version?"),
+        Some(1)
+    );
+    assert_eq!(app.ledger_count(&zone).await, 4);
 }
 
 /// The same key twice in one batch: the first opens a chest, the twin locks none (it is told
