@@ -98,15 +98,16 @@ async fn slowloris_round(app: &TestApp, zone: &str, round: usize) -> Option<(Dur
     let mut attackers = Vec::with_capacity(5000);
     for i in 0..5000u32 {
         let src = Ipv4Addr::new(127, 0, 0, 2 + (i / 500) as u8);
-        attackers.push(half_open(to, src).await);
+        attackers.push((half_open(to, src).await, Instant::now()));
     }
     let opened = started.elapsed();
     let during = claim_p99(app, zone, 300, &format!("during-{round}")).await;
     let measured = started.elapsed();
-    // Every half-open connection is gone within the timeout (and a little scheduling slack).
-    let deadline = started + Duration::from_millis(5000 + 3000);
+    // Every half-open connection is gone within the timeout of its own opening (and a little
+    // scheduling slack): on a busy machine opening them all takes seconds.
     let mut still_open = 0;
-    for c in &mut attackers {
+    for (c, opened_at) in &mut attackers {
+        let deadline = *opened_at + Duration::from_millis(5000 + 3000);
         let left = deadline.saturating_duration_since(Instant::now());
         if !closed_within(c, left.max(Duration::from_millis(1))).await {
             still_open += 1;
