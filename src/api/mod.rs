@@ -28,8 +28,10 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::Router;
 use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::OpenApi;
@@ -157,6 +159,11 @@ pub fn openapi() -> OpenApi {
 /// its probes.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let (groups, doc) = routes();
+    let permits = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
+    // Each group's layers go on as one stack: a route wrapped layer by layer is a chain of
+    // boxed services that every request clones, and each `from_fn` layer clones its inner
+    // chain again (~90 allocations a claim for these layers; one stack of plain structs
+    // behind a single box costs a few).
     let group = |router: Router<AppState>, class: Class, sources: TokenSources| {
         let limit = limits::Limit {
             state: state.clone(),
@@ -167,30 +174,28 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             keys: state.keys.clone(),
             sources,
         };
-        router
-            .layer(axum::middleware::from_fn_with_state(limit, limits::limit))
-            .layer(axum::middleware::from_fn_with_state(
-                authenticator,
-                auth::authenticate,
-            ))
+        router.layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(
+                    Arc::clone(&permits),
+                    observe::concurrency_limit,
+                ))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                ))
+                .layer(from_fn_with_state(
+                    settings.body_limit,
+                    body::discard_oversized,
+                ))
+                .layer(DefaultBodyLimit::max(settings.body_limit))
+                .layer(from_fn_with_state(authenticator, auth::authenticate))
+                .layer(from_fn_with_state(limit, limits::limit)),
+        )
     };
-    let permits = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
     let api = group(groups.claims, Class::Claims, TokenSources::Header)
         .merge(group(groups.reads, Class::Reads, TokenSources::Header))
-        .merge(group(groups.ws, Class::Ws, TokenSources::HeaderOrQuery))
-        .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            settings.body_limit,
-            body::discard_oversized,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            permits,
-            observe::concurrency_limit,
-        ));
+        .merge(group(groups.ws, Class::Ws, TokenSources::HeaderOrQuery));
     with_observe(api.merge(groups.ops).merge(console::router()), state, doc)
 }
 
@@ -201,14 +206,13 @@ pub fn ops_router(state: AppState) -> Router {
 }
 
 fn with_observe(routes: Router<AppState>, state: AppState, doc: OpenApi) -> Router {
-    routes
-        .with_state(state.clone())
-        .layer(axum::Extension(Arc::new(doc)))
-        .layer(CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            observe::observe,
-        ))
+    let metrics = state.metrics.clone();
+    routes.with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(metrics, observe::observe))
+            .layer(CatchPanicLayer::new())
+            .layer(axum::Extension(Arc::new(doc))),
+    )
 }
 
 #[cfg(test)]
