@@ -15,9 +15,9 @@
 -- One row per claim, `idx` its 1-based place in the arrays, with its status:
 -- opened | replayed | exhausted | already_opened | not_found | stale | nonce | retry |
 -- collided | moving. `nonce`: the draw used another nonce or client seed than the player's
--- next (`next_nonce`, `next_client_seed`): draw again with those. A claim's loot table name
--- and version come back only on replays (`loot_table_id` names the table the caller rolled
--- for otherwise: a look-up a claim would pay for a name the engine already has).
+-- next (`next_nonce`, `next_client_seed`): draw again with those. A claim's loot, loot table
+-- name and version come back only on replays (`loot_table_id` names the table the caller
+-- rolled for otherwise: the engine has its loot and its name already).
 WITH req AS MATERIALIZED (
     SELECT *
     FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[], $5::bigint[],
@@ -176,7 +176,7 @@ ins AS (
     -- a batch can have on another, only between instances claiming for one player at once;
     -- a cycle of such waits is a deadlock PostgreSQL breaks, and the batch runs again too.
     ON CONFLICT (zone_id, player, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING zone_id, claim_id, chest_id, player, seed_epoch, loot, opened_at, loot_table_id,
+    RETURNING zone_id, claim_id, chest_id, player, seed_epoch, opened_at, loot_table_id,
               nonce, client_seed, authorised_by
 ),
 opened AS (
@@ -198,7 +198,8 @@ counted AS (
 ),
 answered AS (
     -- A replayed claim's table may be a version the caller no longer has: its name and
-    -- version come from here.
+    -- version come from here, and its loot. An opened claim's loot is what the caller
+    -- pre-rolled for its `loot_table_id` (written as sent): it is not sent back.
     SELECT pr.idx, pr.claim_id, pr.chest_id, pr.seed_epoch, pr.loot, pr.opened_at,
            pr.loot_table_id, pr.nonce, pr.client_seed, pr.authorised_by, lt.name, lt.version
     FROM prior pr
@@ -206,8 +207,8 @@ answered AS (
         SELECT lt.name, lt.version FROM loot_tables lt WHERE lt.id = pr.loot_table_id LIMIT 1
     ) AS lt ON true
     UNION ALL
-    SELECT r.idx, i.claim_id, i.chest_id, i.seed_epoch, i.loot, i.opened_at, i.loot_table_id,
-           i.nonce, i.client_seed, i.authorised_by, NULL, NULL
+    SELECT r.idx, i.claim_id, i.chest_id, i.seed_epoch, NULL::jsonb, i.opened_at,
+           i.loot_table_id, i.nonce, i.client_seed, i.authorised_by, NULL, NULL
     FROM ins i
     JOIN req r ON r.claim_id = i.claim_id
 )

@@ -42,6 +42,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fairness;
+pub mod ids;
 pub mod leaderboards;
 pub mod ledger;
 pub mod local;

@@ -40,63 +40,72 @@ const BATCH_DOMAIN: &[u8] = b"trove/receipt-batch/v1";
 /// chest id, loot table, its version, loot, opened at (µs since 1970), authorised by.
 /// Integers are 8 bytes big-endian (two's complement); an absent value is empty.
 pub fn receipt_bytes(f: &Fields) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    let mut put = |bytes: &[u8]| {
+    fn put(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
         out.extend_from_slice(bytes);
-    };
-    let mut loot = String::new();
-    canonical_json(f.loot, &mut loot);
-    put(RECEIPT_DOMAIN);
-    put(f.zone.as_bytes());
-    put(&i64::from(f.seed_epoch).to_be_bytes());
-    put(f.player.as_bytes());
-    match f.nonce {
-        Some(n) => put(&n.to_be_bytes()),
-        None => put(&[]),
     }
-    put(f.client_seed.unwrap_or_default().as_bytes());
-    put(f.claim_id.as_bytes());
-    put(&f.chest_id.to_be_bytes());
-    put(f.loot_table.as_bytes());
-    put(&i64::from(f.loot_table_version).to_be_bytes());
-    put(loot.as_bytes());
-    put(&f.opened_at_micros.to_be_bytes());
-    put(f.authorised_by.unwrap_or_default().as_bytes());
+    let mut out = Vec::with_capacity(256);
+    put(&mut out, RECEIPT_DOMAIN);
+    put(&mut out, f.zone.as_bytes());
+    put(&mut out, &i64::from(f.seed_epoch).to_be_bytes());
+    put(&mut out, f.player.as_bytes());
+    match f.nonce {
+        Some(n) => put(&mut out, &n.to_be_bytes()),
+        None => put(&mut out, &[]),
+    }
+    put(&mut out, f.client_seed.unwrap_or_default().as_bytes());
+    put(&mut out, f.claim_id.as_bytes());
+    put(&mut out, &f.chest_id.to_be_bytes());
+    put(&mut out, f.loot_table.as_bytes());
+    put(&mut out, &i64::from(f.loot_table_version).to_be_bytes());
+    // The loot is written in place, its length filled in after.
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    canonical_json(f.loot, &mut out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    put(&mut out, &f.opened_at_micros.to_be_bytes());
+    put(&mut out, f.authorised_by.unwrap_or_default().as_bytes());
     out
 }
 
 /// Compact JSON with every object's keys sorted (bytewise), whatever order the map keeps:
-/// the receipt's bytes must not depend on a serde_json feature.
-pub fn canonical_json(v: &serde_json::Value, out: &mut String) {
+/// the receipt's bytes must not depend on a serde_json feature. Written straight into `out`
+/// (no string per key or value).
+pub fn canonical_json(v: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by_key(|(k, _)| *k);
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(&map[k], out);
+                write_json(out, k);
+                out.push(b':');
+                canonical_json(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_json(out, other),
     }
+}
+
+/// A string or scalar as serde_json writes it (into a Vec it cannot fail).
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 pub type Hash = [u8; 32];
@@ -513,9 +522,14 @@ mod tests {
     #[test]
     fn loot_json_is_canonical() {
         let v = serde_json::json!([{"rarity": "rare", "qty": 2, "item": "gem"}]);
-        let mut out = String::new();
+        let mut out = Vec::new();
         canonical_json(&v, &mut out);
-        assert_eq!(out, r#"[{"item":"gem","qty":2,"rarity":"rare"}]"#);
+        assert_eq!(out, br#"[{"item":"gem","qty":2,"rarity":"rare"}]"#);
+        // Strings are escaped as serde_json escapes them; nested objects are sorted too.
+        let v = serde_json::json!({"z\"q": "a\nb", "a": {"y": null, "b": [true, -1.5]}});
+        let mut out = Vec::new();
+        canonical_json(&v, &mut out);
+        assert_eq!(out, br#"{"a":{"b":[true,-1.5],"y":null},"z\"q":"a\nb"}"#);
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn request_id(headers: &HeaderMap) -> Arc<str> {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::now_v7().to_string().into(), Arc::from)
+        .map_or_else(|| crate::ids::uuid_v7().to_string().into(), Arc::from)
 }
 
 /// A bounded method label.

@@ -31,7 +31,8 @@ pub struct Request {
     pub player: String,
     pub key: Option<String>,
     pub start: i64,
-    /// Pre-rolled loot per loot table id.
+    /// Pre-rolled loot per loot table id (`{"<id>": [...]}`); an opened claim's loot is the
+    /// entry of its chest's table.
     pub loot: serde_json::Value,
     pub claim_id: Uuid,
     pub chest: Option<i64>,
@@ -317,12 +318,20 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
             if rows.iter().enumerate().all(|(i, r)| r.idx == i as i64 + 1) && rows.len() == n =>
         {
             let mut decoded = Vec::with_capacity(n);
-            for (((row, reply), (zone, player)), info) in rows
+            for ((((row, reply), (zone, player)), info), rolled) in rows
                 .into_iter()
                 .zip(replies)
                 .zip(names.into_iter().zip(players))
                 .zip(infos)
+                .zip(loots.iter_mut())
             {
+                // An opened claim's loot is what this claim rolled for the chest's table (the
+                // statement wrote it as sent and does not send it back); a replay's comes
+                // from the ledger.
+                let loot = row.loot.or_else(|| {
+                    let id = row.loot_table_id?;
+                    rolled.as_object_mut()?.remove(&id.to_string())
+                });
                 let table = match (&row.loot_table, row.loot_table_version) {
                     (Some(name), Some(version)) => Some((name.clone(), version)),
                     _ => row
@@ -333,7 +342,7 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
                 let recorded = || match (
                     row.claim_id,
                     row.chest_id,
-                    row.loot,
+                    loot,
                     row.opened_at,
                     row.seed_epoch,
                     table,

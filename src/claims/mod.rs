@@ -138,7 +138,7 @@ impl Engine {
         while attempts < ATTEMPTS {
             let info = self.zone_info(zone, reload).await?;
             let shard = info.shard;
-            let claim_id = Uuid::now_v7();
+            let claim_id = crate::ids::uuid_v7();
             // Version 2: the player's next nonce and client seed; version 1: the claim id. A
             // player this instance has not seen in the zone is guessed new (nonce 0, no seed):
             // a wrong guess costs one `nonce` answer, a right one the round trip of a read.
@@ -157,7 +157,7 @@ impl Engine {
                 },
                 None => Nonce::ClaimId(claim_id),
             };
-            let draw = Draw::new(&info.seed, zone, player, nonce);
+            let draw = Draw::keyed(&info.seed_key, zone, player, nonce);
             let loot: serde_json::Map<String, serde_json::Value> = info
                 .tables
                 .iter()

@@ -37,7 +37,8 @@ pub struct ZoneInfo {
     pub epoch: i32,
     /// A fairness-probe zone: its claims stay out of leaderboards and claim metrics.
     pub synthetic: bool,
-    pub seed: Vec<u8>,
+    /// The epoch's seed as its HMAC key (`fairness::SeedKey`).
+    pub seed_key: crate::fairness::SeedKey,
     /// The epoch's draw version (`fairness`): 1 draws with the claim id, 2 with the player's
     /// client seed and nonce.
     pub draw_version: i16,
@@ -207,7 +208,11 @@ impl Engine {
             id: row.id,
             epoch: row.seed_epoch,
             synthetic: row.synthetic,
-            seed: self.open_seed(row.seed, row.sealed.as_deref(), &row.commitment)?,
+            seed_key: crate::fairness::SeedKey::new(&self.open_seed(
+                row.seed,
+                row.sealed.as_deref(),
+                &row.commitment,
+            )?),
             draw_version: row.draw_version,
             tables,
         });
