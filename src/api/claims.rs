@@ -48,7 +48,7 @@ fn answer_json(answer: &ClaimAnswer) -> Result<Vec<u8>, Error> {
         ));
     }
     out.extend_from_slice(b",\"receipt\":");
-    serde_json::to_writer(&mut out, &answer.receipt).map_err(fail)?;
+    answer.receipt.write_json(&mut out);
     out.push(b'}');
     Ok(out)
 }

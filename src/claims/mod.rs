@@ -32,6 +32,7 @@ pub struct Claim {
     /// `[{"item","qty","rarity"}]` as drawn.
     #[schema(value_type = Vec<crate::loot::LootItem>)]
     pub loot: serde_json::Value,
+    #[serde(serialize_with = "rfc3339")]
     pub opened_at: DateTime<Utc>,
     /// The seed epoch the draw used; with the revealed seed anyone can replay it.
     pub seed_epoch: i32,
@@ -47,6 +48,12 @@ pub struct Claim {
     /// Who authorised the claim: `player` (the player's own token) or `admin:<subject>`.
     /// Null on claims from before it was recorded.
     pub authorised_by: Option<String>,
+}
+
+/// A time as chrono's `Serialize` writes it (RFC 3339, UTC as `Z`, the fewest of 0, 3, 6 or 9
+/// fractional digits), formatted once rather than through a character-by-character writer.
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// A claim with the server's signed receipt for it.
@@ -403,6 +410,25 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opened_at_is_written_as_chrono_writes_it() {
+        for micros in [
+            0,
+            1_700_000_000_000_000,
+            1_700_000_000_123_000,
+            1_700_000_000_123_456,
+        ] {
+            let at = DateTime::from_timestamp_micros(micros).expect("ts");
+            #[derive(Serialize)]
+            struct Ours(#[serde(serialize_with = "rfc3339")] DateTime<Utc>);
+            assert_eq!(
+                serde_json::to_string(&Ours(at)).expect("ours"),
+                serde_json::to_string(&at).expect("chrono"),
+                "{micros}"
+            );
+        }
+    }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
