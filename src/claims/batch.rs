@@ -365,8 +365,8 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
                         loot_table,
                         loot_table_version,
                         nonce: row.nonce,
-                        client_seed: row.client_seed.clone(),
-                        authorised_by: row.authorised_by.clone(),
+                        client_seed: row.client_seed,
+                        authorised_by: row.authorised_by,
                     }),
                     _ => Err(Error::Internal("claim statement returned no claim".into())),
                 };

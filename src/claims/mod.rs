@@ -165,11 +165,8 @@ impl Engine {
                 None => Nonce::ClaimId(claim_id),
             };
             let draw = Draw::keyed(&info.seed_key, zone, player, nonce);
-            let loot: serde_json::Map<String, serde_json::Value> = info
-                .tables
-                .iter()
-                .map(|t| (t.id.to_string(), serde_json::json!(draw.loot(t))))
-                .collect();
+            // Rolled for each submission (a collision submits the same draw again) rather
+            // than rolled once and cloned: the roll is no dearer than the clone.
             let request = || batch::Request {
                 zone_id: info.id,
                 zone: Arc::clone(&name),
@@ -177,7 +174,12 @@ impl Engine {
                 player: player.to_owned(),
                 key: idempotency_key.map(str::to_owned),
                 start: draw.start,
-                loot: serde_json::Value::Object(loot.clone()),
+                loot: serde_json::Value::Object(
+                    info.tables
+                        .iter()
+                        .map(|t| (t.id.to_string(), serde_json::json!(draw.loot(t))))
+                        .collect(),
+                ),
                 claim_id,
                 chest,
                 nonce: next.as_ref().map(|n| n.nonce),
