@@ -4,8 +4,8 @@
 //! # Layout
 //! Dependencies point one way, down this list: `main` → [`app`] → [`api`] →
 //! {[`realtime`], [`leaderboards`], [`ratelimit`], the domain} → {[`ledger`], [`shards`],
-//! [`redis_client`], [`fairness`], [`receipts`], [`seeds`], [`auth`]} → {[`loot`], [`names`], [`error`],
-//! [`metrics`]}.
+//! [`redis_client`], [`fairness`], [`receipts`], [`seeds`], [`auth`]} → {[`loot`], [`names`], [`ids`],
+//! [`error`], [`metrics`]}.
 //! No module imports one above it (a test in `tests/api/layers.rs` holds the code to that).
 //! - [`app`]: the composition root: builds every service, binds, serves, shuts down.
 //! - [`config`]: the `TROVE_*` settings, read whole only by `main` and `app`; it hands each
@@ -29,6 +29,7 @@
 //! - [`auth`]: HS256 tokens and roles.
 //! - [`loot`]: loot tables as data, and their limits.
 //! - [`names`]: validation of every name a client sends (zones, tables, players, keys).
+//! - [`ids`]: claim and request ids (UUIDv7) without a system call each.
 //! - [`error`]: the engine's one error type; [`metrics`]: the Prometheus series.
 //! - Beside the stack: [`probe`], the fairness probe (an outside client of the API), and
 //!   [`local`], the zero-setup local stack (private PostgreSQL clusters, demo world).

@@ -9,6 +9,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("metrics", 0),
     ("names", 0),
+    ("ids", 0),
     ("loot", 0),
     ("auth", 1),
     ("fairness", 1),
