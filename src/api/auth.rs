@@ -1,13 +1,13 @@
 //! Who is calling. One parser reads the bearer token (`Authorization: Bearer …`, the scheme
-//! in any case as RFC 9110 allows, or `?token=` where a router group accepts it), and one
-//! layer verifies it, once per request, before the rate limits and the handler: both read
-//! the result from the request's extensions.
+//! in any case as RFC 9110 allows, or `?token=` where a router group accepts it), and the
+//! gate (`gate.rs`) verifies it, once per request, before the rate limit and the handler,
+//! which reads the result from the request's extensions.
 
-use axum::extract::{FromRequestParts, Query, Request, State};
+use std::borrow::Cow;
+
+use axum::extract::{FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Uri};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -23,7 +23,7 @@ pub enum TokenSources {
     HeaderOrQuery,
 }
 
-/// What the authentication layer found, kept in the request's extensions.
+/// What authentication found for a request.
 #[derive(Debug, Clone)]
 pub enum Auth {
     Caller(Caller),
@@ -36,7 +36,7 @@ pub enum Auth {
     },
 }
 
-/// The state of the authentication layer.
+/// How a router group authenticates (the gate's first step).
 #[derive(Clone)]
 pub struct Authenticator {
     pub keys: JwtKeys,
@@ -63,37 +63,59 @@ fn query_token(uri: &Uri) -> Option<String> {
     Query::<TokenQuery>::try_from_uri(uri).ok()?.0.token
 }
 
-/// Middleware: verifies the request's token (if any) and records the outcome as `Auth`.
-pub async fn authenticate(
-    State(auth): State<Authenticator>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let header = bearer(req.headers()).map(|t| t.map(str::to_owned));
-    let token = match (header, auth.sources) {
-        (Some(Ok(t)), _) => Some(Ok(t)),
-        (header, TokenSources::HeaderOrQuery) => query_token(req.uri()).map(Ok).or(header),
-        (header, TokenSources::Header) => header,
-    };
-    let found = match token {
-        None => Auth::Missing,
-        Some(Err(())) => Auth::Rejected {
-            code: "invalid_token",
-            message: "Authorization must be Bearer <token>".into(),
-        },
-        Some(Ok(token)) => match auth.keys.verify(&token).await {
+impl Authenticator {
+    /// What authentication finds for `req` when it needs no waiting (no token, a malformed
+    /// one, one verified before); otherwise the token to verify with [`Authenticator::verify`].
+    pub fn at_once(&self, req: &Request) -> Result<Auth, String> {
+        let header = bearer(req.headers());
+        let token: Option<Result<Cow<'_, str>, ()>> = match (header, self.sources) {
+            (Some(Ok(t)), _) => Some(Ok(Cow::Borrowed(t))),
+            (header, TokenSources::HeaderOrQuery) => query_token(req.uri())
+                .map(|t| Ok(Cow::Owned(t)))
+                .or(header.map(|h| h.map(Cow::Borrowed))),
+            (header, TokenSources::Header) => header.map(|h| h.map(Cow::Borrowed)),
+        };
+        match token {
+            None => Ok(Auth::Missing),
+            Some(Err(())) => Ok(Auth::Rejected {
+                code: "invalid_token",
+                message: "Authorization must be Bearer <token>".into(),
+            }),
+            Some(Ok(token)) => match self.keys.cached(&token) {
+                Some(caller) => Ok(Auth::Caller(caller)),
+                None => Err(token.into_owned()),
+            },
+        }
+    }
+
+    /// Verifies a token [`Authenticator::at_once`] handed back.
+    pub async fn verify(&self, token: &str) -> Auth {
+        match self.keys.verify_fresh(token).await {
             Ok(caller) => Auth::Caller(caller),
             Err(Error::Unauthorized { code, message }) => Auth::Rejected { code, message },
             Err(e) => Auth::Rejected {
                 code: "invalid_token",
                 message: e.to_string(),
             },
-        },
-    };
-    req.extensions_mut().insert(found);
-    // The handler's "missing token" hint names where this group takes tokens from.
-    req.extensions_mut().insert(auth.sources);
-    next.run(req).await
+        }
+    }
+
+    /// Records the outcome in the request for the handler's [`Caller`] extractor, with where
+    /// this group takes tokens from (its "missing token" hint names them).
+    pub fn record(&self, req: &mut Request, found: Auth) {
+        req.extensions_mut().insert(Authenticated {
+            auth: found,
+            sources: self.sources,
+        });
+    }
+}
+
+/// What the gate recorded in the request's extensions (one extension, not two: each is an
+/// allocation).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub auth: Auth,
+    pub sources: TokenSources,
 }
 
 /// The authenticated caller, as the authentication layer verified it.
@@ -101,13 +123,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let hint = match parts.extensions.get::<TokenSources>() {
+        let found = parts.extensions.get::<Authenticated>();
+        let hint = match found.map(|f| f.sources) {
             Some(TokenSources::HeaderOrQuery) => {
                 "send Authorization: Bearer <token> or ?token=<token>"
             }
             _ => "send Authorization: Bearer <token>",
         };
-        match parts.extensions.get::<Auth>() {
+        match found.map(|f| &f.auth) {
             Some(Auth::Caller(c)) => Ok(c.clone()),
             Some(Auth::Rejected { code, message }) => {
                 Err(Error::unauthorized(code, message.clone()).into())

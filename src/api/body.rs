@@ -5,24 +5,25 @@
 //! (within the request timeout); a longer one is answered at once and the connection closed.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 /// The most of an oversized body read (and discarded) so its 413 can be read.
 pub const DISCARD_BOUND: u64 = 16 * 1024 * 1024;
 
-pub async fn discard_oversized(State(limit): State<usize>, req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
+/// The length a request declares, when it is over `limit`.
+pub fn oversized(req: &Request, limit: usize) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Some(length) = declared.filter(|&n| n > limit as u64) else {
-        return next.run(req).await;
-    };
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > limit as u64)
+}
+
+/// The 413 for a body of `length` over the limit, after reading it if it is short enough.
+pub async fn refuse_oversized(req: Request, length: u64) -> Response {
     if length <= DISCARD_BOUND {
         let mut body = Body::into_data_stream(req.into_body());
         while let Some(Ok(_)) = body.next().await {}

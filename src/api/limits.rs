@@ -1,13 +1,12 @@
-//! The rate-limit layer: each router group names its class (claims, reads, WebSocket
-//! connects), and the caller the authentication layer verified picks the bucket: a player's
+//! The rate limit, the gate's last step: each router group names its class (claims, reads, WebSocket
+//! connects), and the caller authentication verified picks the bucket: a player's
 //! own, none for admins (trusted back ends), or the client IP's for requests without a valid
 //! token.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Auth;
@@ -17,7 +16,7 @@ use crate::auth::Role;
 use crate::error::Error;
 use crate::ratelimit::Class;
 
-/// The state of one group's rate-limit layer.
+/// One group's rate limit.
 #[derive(Clone)]
 pub struct Limit {
     pub state: AppState,
@@ -26,38 +25,43 @@ pub struct Limit {
     pub trust_forwarded_for: bool,
 }
 
-/// Middleware: takes one token from the caller's bucket of the group's class before the
-/// handler runs; 429 (or 503 when failing closed) otherwise.
-pub async fn limit(State(limit): State<Limit>, req: Request, next: Next) -> Response {
-    let (class, subject) = match req.extensions().get::<Auth>() {
-        Some(Auth::Caller(c)) if c.role == Role::Admin => return next.run(req).await,
-        Some(Auth::Caller(c)) => (limit.class, c.player.clone()),
-        _ => (
-            Class::Anon,
-            format!("ip:{}", client_ip(&req, limit.trust_forwarded_for)),
-        ),
-    };
-    let state = &limit.state;
-    match state.limiter.check(class, &subject).await {
-        Ok(()) => next.run(req).await,
-        Err(e) => {
-            if class == Class::Claims && matches!(e, Error::RateLimited { .. }) {
-                // Count the refused claim on its zone's shard.
-                let (mut parts, _) = req.into_parts();
-                let params = RawPathParams::from_request_parts(&mut parts, &()).await;
-                let zone = params
-                    .ok()
-                    .and_then(|p| {
-                        p.iter()
-                            .find(|(k, _)| *k == "zone")
-                            .map(|(_, v)| v.to_owned())
-                    })
-                    .unwrap_or_default();
-                let shard = state.engine.shards.zone_shard_label(&zone);
-                state.metrics.claim("rate_limited", shard, None, false);
-            }
-            ApiError::from(e).into_response()
+impl Limit {
+    /// Callers no bucket applies to: admins (trusted back ends).
+    pub fn exempt(auth: &Auth) -> bool {
+        matches!(auth, Auth::Caller(c) if c.role == Role::Admin)
+    }
+
+    /// Takes one token from the caller's bucket of the group's class before the handler
+    /// runs: the request back to go on, or the 429 (or 503 when failing closed) to answer.
+    pub async fn check(&self, auth: &Auth, req: Request) -> Result<Request, Response> {
+        let (class, subject) = match auth {
+            Auth::Caller(c) if c.role == Role::Admin => return Ok(req),
+            Auth::Caller(c) => (self.class, c.player.clone()),
+            _ => (
+                Class::Anon,
+                format!("ip:{}", client_ip(&req, self.trust_forwarded_for)),
+            ),
+        };
+        let state = &self.state;
+        let Err(e) = state.limiter.check(class, &subject).await else {
+            return Ok(req);
+        };
+        if class == Class::Claims && matches!(e, Error::RateLimited { .. }) {
+            // Count the refused claim on its zone's shard.
+            let (mut parts, _) = req.into_parts();
+            let params = RawPathParams::from_request_parts(&mut parts, &()).await;
+            let zone = params
+                .ok()
+                .and_then(|p| {
+                    p.iter()
+                        .find(|(k, _)| *k == "zone")
+                        .map(|(_, v)| v.to_owned())
+                })
+                .unwrap_or_default();
+            let shard = state.engine.shards.zone_shard_label(&zone);
+            state.metrics.claim("rate_limited", shard, None, false);
         }
+        Err(ApiError::from(e).into_response())
     }
 }
 

@@ -11,6 +11,7 @@ mod claims;
 mod console;
 pub mod error;
 mod extract;
+mod gate;
 mod leaderboards;
 mod limits;
 mod loot_tables;
@@ -28,7 +29,6 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
 use axum::Router;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
@@ -152,9 +152,9 @@ pub fn openapi() -> OpenApi {
 }
 
 /// The whole router with its layers. From the outside in: request id, span, metrics and the
-/// JSON error shape (`observe`); panics caught; then, for `/v1` only, the concurrency cap,
-/// the request timeout, the body limit, authentication (one verification per request) and
-/// the rate limit of the route's group. Operations routes (`/healthz`, `/readyz`,
+/// JSON error shape (`observe`); panics caught; then, for `/v1` only, the request timeout,
+/// the gate of the route's group (the concurrency cap, the early 413 of an oversized body,
+/// authentication with one verification per request, the rate limit) and the body limit. Operations routes (`/healthz`, `/readyz`,
 /// `/metrics`, `/openapi.json`) skip all of that so an overloaded instance still answers
 /// its probes.
 pub fn router(state: AppState, settings: &Settings) -> Router {
@@ -163,34 +163,29 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     // Each group's layers go on as one stack: a route wrapped layer by layer is a chain of
     // boxed services that every request clones, and each `from_fn` layer clones its inner
     // chain again (~90 allocations a claim for these layers; one stack of plain structs
-    // behind a single box costs a few).
+    // behind a single box costs a few, and the gate is one plain service, not four).
     let group = |router: Router<AppState>, class: Class, sources: TokenSources| {
-        let limit = limits::Limit {
-            state: state.clone(),
-            class,
-            trust_forwarded_for: settings.trust_forwarded_for,
-        };
-        let authenticator = auth::Authenticator {
-            keys: state.keys.clone(),
-            sources,
+        let gate = gate::Gate {
+            permits: Arc::clone(&permits),
+            body_limit: settings.body_limit,
+            auth: auth::Authenticator {
+                keys: state.keys.clone(),
+                sources,
+            },
+            limit: limits::Limit {
+                state: state.clone(),
+                class,
+                trust_forwarded_for: settings.trust_forwarded_for,
+            },
         };
         router.layer(
             ServiceBuilder::new()
-                .layer(from_fn_with_state(
-                    Arc::clone(&permits),
-                    observe::concurrency_limit,
-                ))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     settings.request_timeout,
                 ))
-                .layer(from_fn_with_state(
-                    settings.body_limit,
-                    body::discard_oversized,
-                ))
-                .layer(DefaultBodyLimit::max(settings.body_limit))
-                .layer(from_fn_with_state(authenticator, auth::authenticate))
-                .layer(from_fn_with_state(limit, limits::limit)),
+                .layer(gate::GateLayer(Arc::new(gate)))
+                .layer(DefaultBodyLimit::max(settings.body_limit)),
         )
     };
     let api = group(groups.claims, Class::Claims, TokenSources::Header)
@@ -209,7 +204,7 @@ fn with_observe(routes: Router<AppState>, state: AppState, doc: OpenApi) -> Rout
     let metrics = state.metrics.clone();
     routes.with_state(state).layer(
         ServiceBuilder::new()
-            .layer(from_fn_with_state(metrics, observe::observe))
+            .layer(observe::ObserveLayer(metrics))
             .layer(CatchPanicLayer::new())
             .layer(axum::Extension(Arc::new(doc))),
     )

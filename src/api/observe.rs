@@ -1,17 +1,25 @@
 //! What every request passes through first: a request id, a tracing span carrying it,
-//! HTTP metrics by route template, the JSON error shape, and the concurrency limit.
+//! HTTP metrics by route template, and the JSON error shape.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{self, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::BoxError;
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
 use tracing::Instrument;
 
-use super::error::{json_errors, ApiError};
+use super::error::json_errors;
 use crate::metrics::Metrics;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -36,7 +44,13 @@ fn request_id(headers: &HeaderMap) -> Arc<str> {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| crate::ids::uuid_v7().to_string().into(), Arc::from)
+        .map_or_else(
+            || {
+                let mut buf = uuid::Uuid::encode_buffer();
+                Arc::from(&*crate::ids::uuid_v7().hyphenated().encode_lower(&mut buf))
+            },
+            Arc::from,
+        )
 }
 
 /// A bounded method label.
@@ -65,69 +79,120 @@ fn status_class(s: StatusCode) -> &'static str {
 
 /// The outermost layer: runs the request inside a span and a task-local holding its id (so
 /// error bodies and log lines carry it), echoes the id as `X-Request-Id`, and counts the
-/// request by its route template (never the raw path: label sets stay bounded).
-pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = request_id(req.headers());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = method_label(req.method());
-    let span = tracing::info_span!("request", id = %id, method, route = %route);
-    let mut resp = CURRENT_ID
-        .scope(
-            Arc::clone(&id),
-            async move { json_errors(next.run(req).await) }.instrument(span.clone()),
-        )
-        .await;
-    let status = resp.status();
-    let seconds = started.elapsed().as_secs_f64();
-    metrics
-        .http_requests
-        .with_label_values(&[&route, method, status_class(status)])
-        .inc();
-    metrics
-        .http_seconds
-        .with_label_values(&[&route, method])
-        .observe(seconds);
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(REQUEST_ID, v);
+/// request by its route template (never the raw path: label sets stay bounded). A plain
+/// service with its own future: as a `from_fn` layer each request boxed a clone of the
+/// whole router and two futures.
+#[derive(Clone)]
+pub struct ObserveLayer(pub Metrics);
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            metrics: self.0.clone(),
+            inner,
+        }
     }
-    span.in_scope(|| {
-        tracing::debug!(
-            target: "trove::access",
-            status = status.as_u16(),
-            ms = seconds * 1000.0,
-            "request served"
-        )
-    });
-    resp
 }
 
-/// Caps the requests served at once: over the cap the answer is an immediate 503
-/// `overloaded` (with `Retry-After`), never an unbounded queue of waiting sockets.
-pub async fn concurrency_limit(
-    State(permits): State<Arc<Semaphore>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match permits.try_acquire() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            let mut resp = ApiError::http(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many requests in flight on this instance (TROVE_MAX_CONCURRENT_REQUESTS)",
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                HeaderValue::from_static("1"),
-            );
-            resp
+#[derive(Clone)]
+pub struct Observe<S> {
+    metrics: Metrics,
+    inner: S,
+}
+
+impl<S, B> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = http::Response<B>, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(req.headers());
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(req.method());
+        let span = tracing::info_span!(
+            "request",
+            id = %id,
+            method,
+            route = route.as_ref().map_or("unmatched", MatchedPath::as_str)
+        );
+        let inner = CURRENT_ID.sync_scope(Arc::clone(&id), || {
+            let _entered = span.enter();
+            self.inner.call(req)
+        });
+        Observed {
+            inner: CURRENT_ID.scope(Arc::clone(&id), inner).instrument(span),
+            id,
+            route,
+            method,
+            started,
+            metrics: self.metrics.clone(),
         }
+    }
+}
+
+pin_project! {
+    /// A request's future inside its span and request id; counts it when it is answered.
+    pub struct Observed<F> {
+        #[pin]
+        inner: Instrumented<TaskLocalFuture<Arc<str>, F>>,
+        id: Arc<str>,
+        route: Option<MatchedPath>,
+        method: &'static str,
+        started: Instant,
+        metrics: Metrics,
+    }
+}
+
+impl<F, B> Future for Observed<F>
+where
+    F: Future<Output = Result<http::Response<B>, Infallible>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let resp = match ready!(this.inner.as_mut().poll(cx)) {
+            Ok(resp) => resp.map(Body::new),
+            Err(never) => match never {},
+        };
+        let mut resp = CURRENT_ID.sync_scope(Arc::clone(this.id), || json_errors(resp));
+        let status = resp.status();
+        let seconds = this.started.elapsed().as_secs_f64();
+        let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        this.metrics
+            .http_requests
+            .with_label_values(&[route, this.method, status_class(status)])
+            .inc();
+        this.metrics
+            .http_seconds
+            .with_label_values(&[route, this.method])
+            .observe(seconds);
+        if let Ok(v) = HeaderValue::from_str(this.id) {
+            resp.headers_mut().insert(REQUEST_ID, v);
+        }
+        this.inner.span().in_scope(|| {
+            tracing::debug!(
+                target: "trove::access",
+                status = status.as_u16(),
+                ms = seconds * 1000.0,
+                "request served"
+            )
+        });
+        Poll::Ready(Ok(resp))
     }
 }
 
