@@ -154,9 +154,9 @@ pub fn openapi() -> OpenApi {
 /// The whole router with its layers. From the outside in: request id, span, metrics and the
 /// JSON error shape (`observe`); panics caught; then, for `/v1` only, the request timeout,
 /// the gate of the route's group (the concurrency cap, the early 413 of an oversized body,
-/// authentication with one verification per request, the rate limit) and the body limit. Operations routes (`/healthz`, `/readyz`,
-/// `/metrics`, `/openapi.json`) skip all of that so an overloaded instance still answers
-/// its probes.
+/// authentication with one verification per request, the rate limit) and the body limit.
+/// Operations routes (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) skip all of that
+/// so an overloaded instance still answers its probes.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let (groups, doc) = routes();
     let permits = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
