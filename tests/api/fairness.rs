@@ -98,7 +98,7 @@ async fn revealed_seeds_replay_every_draw_and_verify_catches_tampering() {
         (11, 10)
     );
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
-    let cli = run_verify(&app.shard_urls, &zone);
+    let cli = app.verify_cli(&zone);
     assert!(
         cli.status.success(),
         "{}",
@@ -116,16 +116,7 @@ async fn revealed_seeds_replay_every_draw_and_verify_catches_tampering() {
     let report = app.engine.verify(&zone).await.expect("verify");
     assert_eq!((report.mismatch_count, report.mismatches.len()), (1, 1));
     assert_eq!(report.mismatches[0].claim_id.to_string(), victim);
-    let cli = run_verify(&app.shard_urls, &zone);
+    let cli = app.verify_cli(&zone);
     assert!(!cli.status.success());
     assert!(String::from_utf8_lossy(&cli.stdout).contains(&victim));
-}
-
-fn run_verify(shards: &[String], zone: &str) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .args(["verify", zone])
-        .env("TROVE_SHARDS", shards.join(","))
-        .env("TROVE_JWT_SECRET", crate::helpers::SECRET)
-        .output()
-        .expect("run trove verify")
 }

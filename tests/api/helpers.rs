@@ -445,6 +445,16 @@ impl TestApp {
         (r.body, table)
     }
 
+    /// `trove verify ZONE` run as an operator runs it, against this app's shards.
+    pub fn verify_cli(&self, zone: &str) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+            .args(["verify", zone])
+            .env("TROVE_SHARDS", self.shard_urls.join(","))
+            .env("TROVE_JWT_SECRET", SECRET)
+            .output()
+            .expect("run trove verify")
+    }
+
     /// Reveals a zone's current seed (admin).
     pub async fn reveal(&self, zone: &str) -> Resp {
         let admin = self.admin();

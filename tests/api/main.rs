@@ -31,3 +31,4 @@ mod shutdown;
 mod split_brain;
 mod statistics;
 mod transcripts;
+mod vectors;

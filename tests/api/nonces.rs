@@ -58,9 +58,47 @@ async fn revealed_seed(app: &TestApp, zone: &str) -> Vec<u8> {
     hex::decode(r.body["seed"].as_str().expect("seed")).expect("hex")
 }
 
+/// Terminates the shard backend sleeping in a `pg_sleep` trigger (a claim mid-statement).
+async fn kill_sleeping_claim(db: &mut sqlx::PgConnection) {
+    for _ in 0..100 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut *db)
+        .await
+        .expect("kill");
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the claim never reached its insert");
+}
+
+/// After a refused or failed claim: the player's next nonce is still `nonce`, and their next
+/// claim (with the same idempotency key, if the failed one had one) opens a chest with it,
+/// so with the draw the failed attempt had. (A shard marked down after a dropped connection
+/// comes back within moments: 503s are waited out.)
+async fn retried(app: &TestApp, zone: &str, key: Option<&str>, nonce: usize) -> Value {
+    assert_eq!(position(app, zone, "victim").await["next_nonce"], nonce);
+    let token = app.token("victim");
+    let mut r = app.claim(zone, &token, key).await;
+    for _ in 0..50 {
+        if r.status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = app.claim(zone, &token, key).await;
+    }
+    assert_eq!(r.status, StatusCode::CREATED, "{key:?}: {:?}", r.body);
+    assert_eq!(r.body["nonce"], nonce, "{key:?}: {}", r.body);
+    r.body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nonces_count_each_players_claims_and_refused_or_failed_claims_consume_none() {
-    let app = spawn_app_on(vec![fresh_db_on(0).await]).await;
+    let app = Arc::new(spawn_app_on(vec![fresh_db_on(0).await]).await);
     app.starter().await;
     let zone = "nonce-gaps";
     app.spawn_zone(zone, 3, "starter").await;
@@ -82,91 +120,69 @@ async fn nonces_count_each_players_claims_and_refused_or_failed_claims_consume_n
     // A keyed retry replays its claim and consumes nothing.
     let again = app.claim(zone, &token, Some("k1")).await;
     assert_eq!((again.status, &again.body), (StatusCode::OK, &claims[1]));
-    // Refused (409: nothing left): no nonce consumed.
-    let refused = app.claim(zone, &token, None).await;
-    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
-    assert_eq!(position(&app, zone, "victim").await["next_nonce"], 3);
+
+    // Each way a claim can fail, without and with an idempotency key, then its retry.
+    // Refused (409: nothing left), then one chest more.
+    for key in [None, Some("k-409")] {
+        let refused = app.claim(zone, &token, key).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+        app.spawn_zone(zone, 1, "starter").await;
+        claims.push(retried(&app, zone, key, claims.len()).await);
+    }
     app.spawn_zone(zone, 10, "starter").await;
 
-    // The claim statement fails inside the shard (a constraint it breaks), with and without
-    // a key: nothing is consumed.
+    // The claim statement fails inside the shard (a constraint it breaks).
     let mut db = app.shard_db(0).await;
-    db.execute("ALTER TABLE claims ADD CONSTRAINT no_victim CHECK (player <> 'victim') NOT VALID")
+    for key in [None, Some("k-fail")] {
+        db.execute(
+            "ALTER TABLE claims ADD CONSTRAINT no_victim CHECK (player <> 'victim') NOT VALID",
+        )
         .await
         .expect("constraint");
-    for key in [None, Some("k-fail")] {
         let failed = app.claim(zone, &token, key).await;
         assert!(failed.status.is_server_error(), "{:?}", failed.body);
+        db.execute("ALTER TABLE claims DROP CONSTRAINT no_victim")
+            .await
+            .expect("drop");
+        claims.push(retried(&app, zone, key, claims.len()).await);
     }
-    db.execute("ALTER TABLE claims DROP CONSTRAINT no_victim")
-        .await
-        .expect("drop");
-    assert_eq!(position(&app, zone, "victim").await["next_nonce"], 3);
 
     // The connection drops before the commit (the backend is killed mid-statement).
     db.execute(
         "CREATE FUNCTION slow_victim() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.player = 'victim' THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$;
-         CREATE TRIGGER slow_victim BEFORE INSERT ON claims
-             FOR EACH ROW EXECUTE FUNCTION slow_victim()",
+         BEGIN IF NEW.player = 'victim' THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$",
     )
     .await
-    .expect("trigger");
-    let app = Arc::new(app);
-    let dropped = {
-        let (app, token) = (Arc::clone(&app), token.clone());
-        tokio::spawn(async move { app.claim(zone, &token, Some("k-drop")).await })
-    };
-    let mut killed = false;
-    for _ in 0..100 {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-             WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
+    .expect("function");
+    for key in [None, Some("k-drop")] {
+        db.execute(
+            "CREATE TRIGGER slow_victim BEFORE INSERT ON claims
+                 FOR EACH ROW EXECUTE FUNCTION slow_victim()",
         )
-        .fetch_one(&mut db)
         .await
-        .expect("kill");
-        if n > 0 {
-            killed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        .expect("trigger");
+        let dropped = {
+            let (app, token) = (Arc::clone(&app), token.clone());
+            tokio::spawn(async move { app.claim(zone, &token, key).await })
+        };
+        kill_sleeping_claim(&mut db).await;
+        let dropped = dropped.await.expect("task");
+        assert!(!dropped.status.is_success(), "{:?}", dropped.body);
+        db.execute("DROP TRIGGER slow_victim ON claims")
+            .await
+            .expect("drop trigger");
+        claims.push(retried(&app, zone, key, claims.len()).await);
     }
-    assert!(killed, "the claim never reached its insert");
-    let dropped = dropped.await.expect("task");
-    assert!(!dropped.status.is_success(), "{:?}", dropped.body);
-    db.execute("DROP TRIGGER slow_victim ON claims")
-        .await
-        .expect("drop trigger");
-    assert_eq!(position(&app, zone, "victim").await["next_nonce"], 3);
 
-    // The retries (a shard marked down after the dropped connection comes back within
-    // moments) get exactly the nonce, so the draw, the failed attempts would have had.
-    let mut retries = Vec::new();
-    for key in [Some("k-drop"), None] {
-        let mut r = app.claim(zone, &token, key).await;
-        for _ in 0..50 {
-            if r.status != StatusCode::SERVICE_UNAVAILABLE {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            r = app.claim(zone, &token, key).await;
-        }
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        retries.push(r.body);
-    }
-    assert_eq!(
-        (&retries[0]["nonce"], &retries[1]["nonce"]),
-        (&json!(3), &json!(4))
-    );
-
+    // Every claim's loot is its nonce's draw (the revealed seed, no client seed).
     let table = starter(&app).await;
     let seed = revealed_seed(&app, zone).await;
-    for c in claims.iter().chain(&retries) {
+    for c in &claims {
         assert_eq!(replayed(&seed, zone, c, &table), c["loot"], "{c}");
     }
     let report = app.engine.verify(zone).await.expect("verify");
-    assert_eq!((report.claims_checked, report.mismatch_count), (5, 0));
+    assert_eq!((report.claims_checked, report.mismatch_count), (9, 0));
+    assert!(report.clean(), "{:?}", report.nonce_problems);
     // The next epoch counts from 0 again.
     let next = app.claim(zone, &token, None).await;
     assert_eq!(
@@ -401,6 +417,13 @@ async fn verify_reports_nonce_gaps_reorderings_and_seeds_that_break_their_commit
     let report = app.engine.verify(zone).await.expect("verify");
     let kinds: Vec<&str> = report.nonce_problems.iter().map(|p| p.kind).collect();
     assert_eq!((report.mismatch_count, kinds), (0, vec!["out_of_order"]));
+    // The operator's command says so too, and fails.
+    let cli = app.verify_cli(zone);
+    let out = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        !cli.status.success() && out.contains("\"out_of_order\""),
+        "{out}"
+    );
 
     // A claim deleted: the player's nonces have a gap.
     sqlx::query("DELETE FROM claims WHERE claim_id = $1::uuid")
@@ -415,6 +438,10 @@ async fn verify_reports_nonce_gaps_reorderings_and_seeds_that_break_their_commit
         .find(|p| p.kind == "gap")
         .expect("the gap is reported");
     assert_eq!((gap.expected, gap.found), (1, Some(2)));
+    let cli = app.verify_cli(zone);
+    let out = String::from_utf8_lossy(&cli.stdout);
+    assert!(!cli.status.success() && out.contains("\"gap\""), "{out}");
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("break(s) in players' nonces"));
 
     // A commitment changed under a sealed seed: the seed no longer opens as its epoch's.
     db.execute("UPDATE zone_seeds SET commitment = sha256('other'::bytea)")

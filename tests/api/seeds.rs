@@ -125,3 +125,116 @@ async fn a_seed_stored_in_the_clear_before_sealing_is_sealed_at_start_and_still_
         0
     );
 }
+
+/// Everything the `trove` binary logs at its most verbose (every target at `trace`, JSON)
+/// while it creates, draws with and reveals seeds never shows a seed it has not revealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_never_show_an_unrevealed_seed_even_at_trace() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    let url = fresh_db_on(0).await;
+    let setup = spawn_app_with(config(&url, None, &[])).await;
+    setup.starter().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .arg("serve")
+        .env("TROVE_SHARDS", &url)
+        .env("TROVE_JWT_SECRET", SECRET)
+        .env("TROVE_LISTEN", "127.0.0.1:0")
+        .env("TROVE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "trace")
+        .env_remove("TROVE_REDIS_URL")
+        .env_remove("TROVE_SEED_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start trove");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            if let Some(url) = line.strip_prefix("Trove listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("trove exited before listening");
+    })
+    .await
+    .expect("trove did not start listening");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all).await;
+        all
+    });
+
+    // A zone made, claimed in (with and without a client seed), revealed (which commits a
+    // new seed), and claimed in again: all through the logged binary.
+    let http = reqwest::Client::new();
+    let (admin, player) = (setup.admin(), setup.token("p"));
+    let send =
+        |method: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>| {
+            let mut req = http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            req.send()
+        };
+    let spawned = send(
+        reqwest::Method::POST,
+        "/v1/zones/quiet/chests",
+        &admin,
+        Some(serde_json::json!({"count": 20, "loot_table": "starter"})),
+    )
+    .await
+    .expect("spawn");
+    assert_eq!(spawned.status(), StatusCode::CREATED);
+    let claim = || {
+        send(
+            reqwest::Method::POST,
+            "/v1/zones/quiet/claims",
+            &player,
+            None,
+        )
+    };
+    assert_eq!(claim().await.expect("claim").status(), StatusCode::CREATED);
+    let seeded = send(
+        reqwest::Method::PUT,
+        "/v1/zones/quiet/players/p/client-seed",
+        &player,
+        Some(serde_json::json!({"client_seed": "lucky"})),
+    )
+    .await
+    .expect("client seed");
+    assert_eq!(seeded.status(), StatusCode::OK);
+    assert_eq!(claim().await.expect("claim").status(), StatusCode::CREATED);
+    let revealed = send(
+        reqwest::Method::POST,
+        "/v1/zones/quiet/reveal",
+        &admin,
+        None,
+    )
+    .await
+    .expect("reveal");
+    assert_eq!(revealed.status(), StatusCode::OK);
+    assert_eq!(claim().await.expect("claim").status(), StatusCode::CREATED);
+    child.kill().await.expect("stop trove");
+    let logs = logs.await.expect("logs");
+    assert!(
+        logs.lines().count() > 50 && logs.contains("/v1/zones/{zone}/claims"),
+        "the binary logged its requests at trace: {logs}"
+    );
+
+    // Epoch 2's seed, committed by that reveal and used by the last claim, revealed only now
+    // (by the in-process app): the binary's logs never held it, in hex or in bytes.
+    let seed = setup.reveal("quiet").await.body["seed"]
+        .as_str()
+        .expect("seed")
+        .to_owned();
+    let bytes = hex::decode(&seed).expect("hex");
+    let as_list = format!("{bytes:?}").replace(' ', "");
+    assert!(!logs.contains(&seed), "the logs show the unrevealed seed");
+    assert!(!logs.replace(' ', "").contains(&as_list));
+}

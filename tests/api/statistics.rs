@@ -141,8 +141,8 @@ async fn the_chest_pick_gives_each_table_its_share_of_the_unopened_chests() {
     drain(&app, zone, 16).await;
     let mut db = app.shard_db(0).await;
     // Commit order: the tail position (xid, then chest) of each claim.
-    let picks: Vec<bool> = sqlx::query_scalar(
-        "SELECT lt.name = 'relics' FROM claims c
+    let ledger: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT c.chest_id, lt.name = 'relics' FROM claims c
          JOIN zones z ON z.id = c.zone_id JOIN loot_tables lt ON lt.id = c.loot_table_id
          WHERE z.name = $1 ORDER BY c.xid, c.chest_id",
     )
@@ -150,7 +150,8 @@ async fn the_chest_pick_gives_each_table_its_share_of_the_unopened_chests() {
     .fetch_all(&mut db)
     .await
     .expect("ledger");
-    assert_eq!(picks.len(), 20_000);
+    assert_eq!(ledger.len(), 20_000);
+    let picks: Vec<bool> = ledger.iter().map(|(_, rare)| *rare).collect();
     let (mut rare_left, mut left) = (2000f64, 20_000f64);
     let (mut expected, mut actual) = (0f64, 0f64);
     let mut half = (0f64, 0f64);
@@ -175,4 +176,50 @@ async fn the_chest_pick_gives_each_table_its_share_of_the_unopened_chests() {
     // A binomial-ish spread around 1,000 has a standard deviation near 30: 15 % is far
     // outside chance, and far inside what a real tilt towards either table would show.
     assert!((0.85..1.15).contains(&ratio), "ratio {ratio}");
+
+    // How unequal single chests' chances are, halfway through the drain: the rule gives an
+    // unopened chest the starts that land on it or on the run of opened chests just before
+    // it (wrapping), so its chance is (1 + that run) / chest count, against 1 / unopened
+    // for a uniform pick.
+    let mut opened = vec![false; 20_001];
+    for (chest, _) in &ledger[..10_000] {
+        opened[*chest as usize] = true;
+    }
+    let (mut weights, mut run) = (Vec::new(), 0usize);
+    // The run before the first unopened chest wraps from the zone's end.
+    let tail = (1..=20_000).rev().take_while(|&c| opened[c]).count();
+    for &was_opened in &opened[1..] {
+        if was_opened {
+            run += 1;
+        } else {
+            weights.push(1 + if weights.is_empty() { run + tail } else { run });
+            run = 0;
+        }
+    }
+    assert_eq!(
+        weights.iter().sum::<usize>(),
+        20_000,
+        "every start lands on one chest"
+    );
+    // A chest's chance against a uniform pick's: weight * unopened / chest count.
+    let unequal: Vec<f64> = weights
+        .iter()
+        .map(|w| *w as f64 * 10_000.0 / 20_000.0)
+        .collect();
+    let max = unequal.iter().cloned().fold(0.0, f64::max);
+    let at_least_2 = unequal.iter().filter(|u| **u >= 2.0).count() as f64 / 10_000.0;
+    let mean = unequal.iter().sum::<f64>() / 10_000.0;
+    let sd = (unequal.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / 10_000.0).sqrt();
+    eprintln!(
+        "chest pick: halfway, a single chest's chance against a uniform pick's ranges from \
+         0.50x to {max:.1}x (standard deviation {sd:.2}; {:.1} % of the unopened chests at 2x \
+         or more)",
+        at_least_2 * 100.0
+    );
+    // Chests opened in a random order would leave runs of opened ones about geometric (sd
+    // 0.71, the longest run near log2 of the unopened); the rule's own preference for chests
+    // after long runs spreads it a little more (measured ~1.0, up to ~15x). Starts that are
+    // not uniform (claims opening chests one after another) would leave runs of hundreds.
+    assert!((mean - 1.0).abs() < 1e-9);
+    assert!(sd < 2.0 && max < 40.0, "sd {sd}, max {max}");
 }

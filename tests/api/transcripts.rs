@@ -295,7 +295,10 @@ async fn an_independent_replay_in_python_matches_every_claim_receipt_and_signatu
         (&json!(120), &json!(120))
     );
     assert!(
-        summary["tampered_rejected"].as_u64() > Some(40),
+        // 12 claim fields of 3 receipts and of 2 transcript lines, the proofs of 3
+        // receipts (at least 6 parts each), the header's zone and epoch, the trailer's 4, a
+        // seed.
+        summary["tampered_rejected"].as_u64() >= Some(85),
         "{summary}"
     );
 

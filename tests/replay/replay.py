@@ -11,8 +11,10 @@ Usage: replay.py DIR, where DIR holds
 
 Checks the seed against its commitment, replays every claim's loot, recomputes every leaf,
 the digest and the transcript's signature, every answer's receipt (leaf, Merkle path, batch
-signature), and that changing any one field of a receipt or a transcript line is caught.
-Prints a JSON summary; exits 1 on any failure.
+signature), and that changing any one field of a receipt (its claim's fields or its proof), a
+transcript line, or the transcript's header or trailer is caught.
+Prints a JSON summary; exits 1 on any failure. `replay.py --vectors` prints the README's
+test vectors as this implementation computes them.
 """
 
 import copy
@@ -236,6 +238,31 @@ def changed(value):
     return {"x": 1}
 
 
+def flipped(hex_text):
+    """The same hex with its first digit changed."""
+    return ("0" if hex_text[0] != "0" else "1") + hex_text[1:]
+
+
+def proof_tamperings(receipt):
+    """The receipt's proof with one part changed each: its leaf, place, path, root, key id
+    or signature."""
+    out = []
+    for f in ["leaf", "root", "key_id", "signature"]:
+        out.append((f, dict(receipt, **{f: flipped(receipt[f])})))
+    for f in ["leaf_index", "leaf_count"]:
+        out.append((f, dict(receipt, **{f: receipt[f] + 1})))
+    for i in range(len(receipt["path"])):
+        path = list(receipt["path"])
+        path[i] = flipped(path[i])
+        out.append((f"path[{i}]", dict(receipt, path=path)))
+    if receipt["path"]:
+        out.append(("path (one hash dropped)", dict(receipt, path=receipt["path"][:-1])))
+        swapped = list(reversed(receipt["path"]))
+        if swapped != receipt["path"]:
+            out.append(("path (reordered)", dict(receipt, path=swapped)))
+    return out
+
+
 RECEIPT_FIELDS = [
     "zone", "seed_epoch", "player", "nonce", "client_seed", "claim_id", "chest_id",
     "loot_table", "loot_table_version", "loot", "opened_at", "authorised_by",
@@ -278,6 +305,25 @@ def main(d):
             if receipt_ok(keys, t):
                 failures.append(f"a receipt with {f} changed still checks")
             rejected += 1
+    for a in sorted(answers, key=lambda a: -len(a["receipt"]["path"]))[:3]:
+        for what, receipt in proof_tamperings(a["receipt"]):
+            if receipt_ok(keys, dict(a, receipt=receipt)):
+                failures.append(f"a receipt with its {what} changed still checks")
+            rejected += 1
+    # The transcript's header (the zone and epoch its digest is over) and trailer.
+    for part, f in [(0, "zone"), (0, "epoch"), (-1, "claims"), (-1, "key_id"),
+                    (-1, "digest"), (-1, "signature")]:
+        t = copy.deepcopy(lines)
+        v = t[part][f]
+        t[part][f] = v + 1 if isinstance(v, int) else flipped(v) if f != "zone" else v + "x"
+        if transcript_ok(keys, t):
+            failures.append(f"a transcript with its {'header' if part == 0 else 'trailer'}'s "
+                            f"{f} changed still checks")
+        rejected += 1
+    # A seed other than the committed one.
+    if hashlib.sha256(bytes.fromhex(flipped(header["seed"]))).hexdigest() == header["seed_commitment"]:
+        failures.append("another seed matches the commitment")
+    rejected += 1
     for i in range(1, min(len(lines) - 1, 3)):
         for f in RECEIPT_FIELDS:
             t = copy.deepcopy(lines)
@@ -298,5 +344,52 @@ def main(d):
     return 1 if failures else 0
 
 
+# The README's test vectors, computed here from the spec (tests/api/vectors.rs checks that
+# Trove computes the same and that the README shows them).
+VECTOR_TABLE = {"rolls": 1, "entries": [
+    {"item": "gold", "weight": 70, "min_qty": 1, "max_qty": 50, "rarity": "common"},
+    {"item": "gem", "weight": 30, "min_qty": 1, "max_qty": 2, "rarity": "rare"},
+]}
+
+
+def vectors():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+
+    seed = bytes(32)
+    out = {"starts": [], "loots": [], "leaves": []}
+    for i, nonce in enumerate([3, 4, 5]):
+        claim = {"zone": "z", "player": "p", "client_seed": "lucky", "nonce": nonce}
+        ds = draw_seed(seed, claim)
+        if nonce == 3:
+            out["draw_seed"] = ds.hex()
+        rng = ChaChaRng(ds)
+        out["starts"].append(rng.next_u64() >> 1)
+        loot = roll(VECTOR_TABLE, rng)
+        out["loots"].append(loot)
+        claim.update(seed_epoch=1, claim_id=f"0192f7a0-0000-7000-8000-00000000000{i + 1}",
+                     chest_id=42 + i, loot_table="starter", loot_table_version=1, loot=loot,
+                     opened_at="2026-12-01T00:00:00.123456Z", authorised_by="player")
+        if nonce == 3:
+            out["receipt"] = receipt_bytes(claim).hex()
+        out["leaves"].append(leaf(claim).hex())
+    leaves = [bytes.fromhex(h) for h in out["leaves"]]
+    root = node(node(leaves[0], leaves[1]), leaves[2])
+    secret = Ed25519PrivateKey.from_private_bytes(bytes([0x11]) * 32)
+    public = secret.public_key().public_bytes(serialization.Encoding.Raw,
+                                              serialization.PublicFormat.Raw)
+    kid = key_id(public.hex())
+    signed = b"trove/receipt-batch/v1\0" + kid.encode() + b"\0" + root + struct.pack(">Q", 3)
+    digest = hashlib.sha256(b"trove/transcript/v1\0z\0" + i64(1) + b"".join(leaves)).digest()
+    transcript = b"trove/transcript/v1\0" + kid.encode() + b"\0" + digest + struct.pack(">Q", 3)
+    out.update(root=root.hex(), public_key=public.hex(), key_id=kid,
+               batch_signature=secret.sign(signed).hex(), digest=digest.hex(),
+               transcript_signature=secret.sign(transcript).hex())
+    return out
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--vectors"]:
+        print(json.dumps(vectors()))
+        sys.exit(0)
     sys.exit(main(sys.argv[1]))
