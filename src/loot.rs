@@ -29,6 +29,19 @@ pub enum Rarity {
     Legendary,
 }
 
+impl Rarity {
+    /// The name serde gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rarity::Common => "common",
+            Rarity::Uncommon => "uncommon",
+            Rarity::Rare => "rare",
+            Rarity::Epic => "epic",
+            Rarity::Legendary => "legendary",
+        }
+    }
+}
+
 /// One weighted line of a loot table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +192,19 @@ pub(crate) mod tests {
             rolls: 1,
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn rarity_names_are_serdes() {
+        for r in [
+            Rarity::Common,
+            Rarity::Uncommon,
+            Rarity::Rare,
+            Rarity::Epic,
+            Rarity::Legendary,
+        ] {
+            assert_eq!(serde_json::to_value(r).expect("name"), r.as_str());
+        }
     }
 
     #[test]

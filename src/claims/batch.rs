@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
 
+use super::prerolled::Prerolled;
 use super::{Claim, Signed};
 use crate::error::{Error, Result};
 use crate::receipts::{leaf_hash, receipt_bytes, ReceiptKeys};
@@ -31,9 +32,9 @@ pub struct Request {
     pub player: String,
     pub key: Option<String>,
     pub start: i64,
-    /// Pre-rolled loot per loot table id (`{"<id>": [...]}`); an opened claim's loot is the
-    /// entry of its chest's table.
-    pub loot: serde_json::Value,
+    /// Pre-rolled loot per loot table id; an opened claim's loot is the entry of its
+    /// chest's table.
+    pub loot: Prerolled,
     pub claim_id: Uuid,
     pub chest: Option<i64>,
     /// Version-2 draws: the nonce and client seed the draw used (None: version 1).
@@ -284,7 +285,7 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
             &players,
             &keys as &[Option<String>],
             &starts,
-            &loots,
+            &loots as &[Prerolled],
             &claim_ids,
             &chests as &[Option<i64>],
             &nonces as &[Option<i64>],
@@ -328,10 +329,7 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
                 // An opened claim's loot is what this claim rolled for the chest's table (the
                 // statement wrote it as sent and does not send it back); a replay's comes
                 // from the ledger.
-                let loot = row.loot.or_else(|| {
-                    let id = row.loot_table_id?;
-                    rolled.as_object_mut()?.remove(&id.to_string())
-                });
+                let loot = row.loot.or_else(|| rolled.take(row.loot_table_id?));
                 let table = match (&row.loot_table, row.loot_table_version) {
                     (Some(name), Some(version)) => Some((name.clone(), version)),
                     _ => row

@@ -4,6 +4,7 @@
 
 mod batch;
 mod nonces;
+mod prerolled;
 
 pub(crate) use batch::Queues;
 pub use batch::{Batching, ClaimStatus};
@@ -174,12 +175,7 @@ impl Engine {
                 player: player.to_owned(),
                 key: idempotency_key.map(str::to_owned),
                 start: draw.start,
-                loot: serde_json::Value::Object(
-                    info.tables
-                        .iter()
-                        .map(|t| (t.id.to_string(), serde_json::json!(draw.loot(t))))
-                        .collect(),
-                ),
+                loot: prerolled::Prerolled::roll(&draw, &info.tables),
                 claim_id,
                 chest,
                 nonce: next.as_ref().map(|n| n.nonce),
