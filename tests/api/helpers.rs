@@ -583,3 +583,44 @@ impl RedisServer {
         String::from_utf8_lossy(&buf[..n]).trim().to_owned()
     }
 }
+
+/// A `trove serve` process started by a test: its base URL and, once it exits, everything it
+/// wrote to stderr (its logs).
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub logs: tokio::task::JoinHandle<String>,
+}
+
+/// Starts `cmd` (a `trove serve` with `TROVE_LISTEN=127.0.0.1:0`) with piped output and waits
+/// for it to print where it listens.
+pub async fn serve(mut cmd: tokio::process::Command) -> Served {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start trove");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            if let Some(url) = line.strip_prefix("Trove listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("trove exited before listening");
+    })
+    .await
+    .expect("trove did not start listening");
+    // Read to the end: a closed pipe would fail Trove's next line to stdout.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all).await;
+        all
+    });
+    Served { child, base, logs }
+}

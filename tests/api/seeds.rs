@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use sqlx::Executor;
 use trove::config::Config;
 
-use crate::helpers::{fresh_db_on, spawn_app_with, TestApp, SECRET};
+use crate::helpers::{fresh_db_on, serve, spawn_app_with, Served, TestApp, SECRET};
 
 fn config(url: &str, key: Option<&str>, old: &[&str]) -> Config {
     let mut c = Config::for_shards(vec![url.to_owned()], SECRET);
@@ -130,43 +130,23 @@ async fn a_seed_stored_in_the_clear_before_sealing_is_sealed_at_start_and_still_
 /// while it creates, draws with and reveals seeds never shows a seed it has not revealed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logs_never_show_an_unrevealed_seed_even_at_trace() {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-
     let url = fresh_db_on(0).await;
     let setup = spawn_app_with(config(&url, None, &[])).await;
     setup.starter().await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .arg("serve")
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"));
+    cmd.arg("serve")
         .env("TROVE_SHARDS", &url)
         .env("TROVE_JWT_SECRET", SECRET)
         .env("TROVE_LISTEN", "127.0.0.1:0")
         .env("TROVE_LOG_FORMAT", "json")
         .env("RUST_LOG", "trace")
         .env_remove("TROVE_REDIS_URL")
-        .env_remove("TROVE_SEED_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start trove");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Ok(Some(line)) = stdout.next_line().await {
-            if let Some(url) = line.strip_prefix("Trove listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("trove exited before listening");
-    })
-    .await
-    .expect("trove did not start listening");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let logs = tokio::spawn(async move {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all).await;
-        all
-    });
+        .env_remove("TROVE_SEED_KEY");
+    let Served {
+        mut child,
+        base,
+        logs,
+    } = serve(cmd).await;
 
     // A zone made, claimed in (with and without a client seed), revealed (which commits a
     // new seed), and claimed in again: all through the logged binary.

@@ -2,18 +2,16 @@
 //! in the ledger, the process exits 0 within its shutdown bound, and its JSON logs carry the
 //! request ids.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::Mutex;
 use trove::shards::shard_index;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, SECRET};
+use crate::helpers::{serve, spawn_app, Served, SECRET};
 
 const BOUND_MS: u64 = 5000;
 
@@ -26,38 +24,21 @@ async fn sigterm_during_a_claim_storm_loses_no_acknowledged_claim_and_exits_zero
     setup.spawn_zone(zone, 50_000, "starter").await;
     let token = setup.token("stormer");
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .arg("serve")
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"));
+    cmd.arg("serve")
         .env("TROVE_SHARDS", setup.shard_urls.join(","))
         .env("TROVE_JWT_SECRET", SECRET)
         .env("TROVE_LISTEN", "127.0.0.1:0")
         .env("TROVE_SHUTDOWN_TIMEOUT_MS", BOUND_MS.to_string())
         .env("TROVE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info,trove::access=debug")
-        .env_remove("TROVE_REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start trove");
+        .env_remove("TROVE_REDIS_URL");
+    let Served {
+        mut child,
+        base,
+        logs,
+    } = serve(cmd).await;
     let pid = child.id().expect("pid") as i32;
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = stdout.next_line().await {
-            if let Some(url) = line.strip_prefix("Trove listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("trove exited before listening");
-    })
-    .await
-    .expect("trove did not start listening");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let logs = tokio::spawn(async move {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all).await;
-        all
-    });
 
     // 32 clients claim as fast as they can until the server stops answering.
     let acked = Arc::new(Mutex::new(Vec::<Uuid>::new()));
