@@ -14,6 +14,7 @@ use sqlx::{Encode, Postgres, Type};
 
 use crate::fairness::Draw;
 use crate::loot::{LootItem, LootTable};
+use crate::names::valid_item_name;
 
 /// `{"<loot table id>": [{"item","qty","rarity"}, ...], ...}` as the claim statement's jsonb
 /// parameter takes it, and the items it was written from.
@@ -56,8 +57,8 @@ impl Prerolled {
 }
 
 /// Loot items as compact JSON, keys in serde's (and sorted) order: `item`, `qty`, `rarity`.
-/// Item names are `[A-Za-z0-9_.:-]` (checked when a table is stored), so they need no
-/// escaping; one that somehow does goes through serde_json.
+/// Item names are `[A-Za-z0-9_.:-]` (`valid_item_name`, checked when a table is stored), so
+/// they need no escaping; one that somehow does goes through serde_json.
 pub fn write_items(items: &[LootItem], out: &mut String) {
     out.push('[');
     for (i, it) in items.iter().enumerate() {
@@ -65,11 +66,7 @@ pub fn write_items(items: &[LootItem], out: &mut String) {
             out.push(',');
         }
         out.push_str("{\"item\":");
-        if it
-            .item
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
-        {
+        if valid_item_name(&it.item) {
             out.push('"');
             out.push_str(&it.item);
             out.push('"');
