@@ -12,7 +12,10 @@ Each round, on one private durable PostgreSQL cluster (two shard databases, a
 3. with --players: the same storm with each player's own token, Redis on (rate limits on).
 The ratio Trove / pgbench is Trove's throughput over what its statements alone reach.
 
-Usage: benches/claim_budget.py TROVE_BIN [--rounds 3] [--duration 10] [--players]
+With several builds, each round runs them in turn (each its storm, then its pgbench), so
+builds compare in the same minutes of a host whose speed drifts.
+
+Usage: benches/claim_budget.py TROVE_BIN [TROVE_BIN ...] [--rounds 3] [--duration 10] [--players]
        [--redis redis://127.0.0.1:6379] [--profile DIR]
 Needs: wrk, pgbench, PostgreSQL's server binaries; run as root (the cluster runs as postgres).
 """
@@ -31,11 +34,13 @@ from claim_cpu import as_pg, pg_bin, psql, free_port
 CLAIM_CONNECTIONS = 2
 
 
-def pgbench_round(trove, pg, port, data_dir, batch, duration, ready):
-    """pgbench with the claim statement at `batch` claims a statement."""
-    db = "budget_sql"
-    if not ready:
-        claim_sql.setup(trove, pg, port, db)
+def pgbench_round(trove, pg, port, data_dir, batch, duration, run):
+    """pgbench with the claim statement at `batch` claims a statement, on a database of its
+    own like each storm's: a ledger reused from an earlier round holds that round's dead rows
+    and index entries, which made PostgreSQL's side ~25 % dearer there than in round 0 and
+    flattered the ratio."""
+    db = f"budget_sql_{run}"
+    claim_sql.setup(trove, pg, port, db)
     root = os.path.dirname(data_dir)
     script = f"{root}/claim-{batch}.sql"
     with open(os.path.join(os.path.dirname(__file__), "..", "sql", "claim.sql")) as f, \
@@ -48,7 +53,7 @@ def pgbench_round(trove, pg, port, data_dir, batch, duration, ready):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("trove")
+    ap.add_argument("trove", nargs="+")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--players", action="store_true",
@@ -70,20 +75,20 @@ def main():
     psql(pg, port, "postgres", "CREATE EXTENSION pg_stat_statements")
     rows = []
     try:
-        ready = False
         for r in range(args.rounds):
-            storm = claim_cpu.run_once(args.trove, pg, port, f"h{r}", args.duration,
-                                       args.profile, statements=True)
-            batch = max(1, round(storm["batch"] or 1))
-            sql = pgbench_round(args.trove, pg, port, data_dir, batch, args.duration, ready)
-            ready = True
-            row = {"round": r, "storm": storm, "sql": sql, "batch": batch}
-            if args.players:
-                row["players"] = claim_cpu.run_once(args.trove, pg, port, f"p{r}", args.duration,
-                                                    statements=True, players=True,
-                                                    redis=args.redis)
-            rows.append(row)
-            print_row(row, flush=True)
+            for b, trove in enumerate(args.trove):
+                storm = claim_cpu.run_once(trove, pg, port, f"h{r}b{b}", args.duration,
+                                           args.profile, statements=True)
+                batch = max(1, round(storm["batch"] or 1))
+                sql = pgbench_round(trove, pg, port, data_dir, batch, args.duration, f"{r}b{b}")
+                row = {"round": r if len(args.trove) == 1 else f"{r} {trove}", "storm": storm,
+                       "sql": sql, "batch": batch}
+                if args.players:
+                    row["players"] = claim_cpu.run_once(trove, pg, port, f"p{r}b{b}",
+                                                        args.duration, statements=True,
+                                                        players=True, redis=args.redis)
+                rows.append(row)
+                print_row(row, flush=True)
         summary(rows)
     finally:
         as_pg([f"{pg}/pg_ctl", "stop", "-D", data_dir, "-m", "fast"])

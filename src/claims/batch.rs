@@ -94,8 +94,8 @@ const STALL: Duration = Duration::from_millis(10);
 pub struct Batching {
     /// Most claims in one statement (1 turns batching off).
     pub max: usize,
-    /// Most claim statements in flight per shard at once (beyond the first, only while a
-    /// full batch is waiting or the running ones are stuck).
+    /// Most claim statements in flight per shard at once (beyond the first, only while
+    /// `max / in_flight` claims are waiting or the running ones are stuck).
     pub in_flight: usize,
 }
 
@@ -184,11 +184,15 @@ impl Queues {
 }
 
 /// The shard's task. A statement takes everything waiting (up to the batch size). While one
-/// is in flight, the next waits for it, unless a full batch is already waiting or no statement
-/// has finished for `STALL` (one is stuck behind a lock): under moderate load claims share one
-/// statement at a time (one round trip, one commit and one receipt signature for the lot;
-/// two at once made batches half as big and cost PostgreSQL ~18 % more CPU a claim,
-/// `benches/claim_cpu.py`), and more run at once only when one cannot keep up.
+/// is in flight, the next waits for it, unless the claims waiting fill a slot's share of a
+/// full batch (`max / slots`) or no statement has finished for `STALL` (one is stuck behind a
+/// lock): under moderate load claims share one statement at a time (one round trip, one
+/// commit and one receipt signature for the lot; two at once made batches half as big and
+/// cost PostgreSQL ~18 % more CPU a claim, `benches/claim_cpu.py`). Under heavy load the
+/// statements run side by side, each on its own backend: waiting for a whole full batch
+/// instead kept one backend (one core) doing every claim of the shard while the other slot
+/// sat idle (64 clients never fill a 64-claim batch behind a running one), and pgbench with
+/// the same batches on both connections did twice the claims.
 async fn run(
     shard: Arc<Shard>,
     mut rx: mpsc::UnboundedReceiver<(Request, Reply)>,
@@ -197,6 +201,7 @@ async fn run(
     sent: Arc<Sent>,
 ) {
     let (max, slots) = (batching.max.max(1), batching.in_flight.max(1));
+    let share = max.div_ceil(slots);
     let running = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(Notify::new());
     let mut batch = Vec::new();
@@ -212,7 +217,7 @@ async fn run(
         }
         let busy = running.load(Ordering::Acquire);
         let stalled = progress.elapsed() >= STALL;
-        if !batch.is_empty() && (busy == 0 || (busy < slots && (batch.len() >= max || stalled))) {
+        if starts(batch.len(), busy, slots, share, stalled) {
             sent.statements.fetch_add(1, Ordering::Relaxed);
             sent.claims.fetch_add(batch.len() as u64, Ordering::Relaxed);
             running.fetch_add(1, Ordering::AcqRel);
@@ -242,6 +247,13 @@ async fn run(
             () = tokio::time::sleep_until((progress + STALL).into()), if waiting => {}
         }
     }
+}
+
+/// Whether `waiting` claims go now, with `busy` of `slots` statements in flight: at once on an
+/// idle shard; beside running ones when a slot's `share` of a full batch waits or the running
+/// ones are stalled.
+fn starts(waiting: usize, busy: usize, slots: usize, share: usize, stalled: bool) -> bool {
+    waiting > 0 && (busy == 0 || (busy < slots && (waiting >= share || stalled)))
 }
 
 async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request, Reply)>) {
@@ -434,5 +446,39 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
                 let _ = reply.send(Err(e.copy_for_batch()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts;
+
+    #[test]
+    fn a_second_statement_starts_once_a_slots_share_waits() {
+        // Batches of up to 64 on two slots: a share is 32.
+        let share = 64usize.div_ceil(2);
+        assert!(
+            starts(1, 0, 2, share, false),
+            "an idle shard runs a lone claim at once"
+        );
+        assert!(
+            !starts(0, 0, 2, share, false),
+            "nothing waiting, nothing to run"
+        );
+        assert!(
+            !starts(31, 1, 2, share, false),
+            "fewer than a share wait for the running one"
+        );
+        assert!(
+            starts(32, 1, 2, share, false),
+            "a share goes beside the running one"
+        );
+        assert!(!starts(64, 2, 2, share, false), "never beyond the slots");
+        assert!(
+            starts(1, 1, 2, share, true),
+            "a stalled statement is passed"
+        );
+        // Batching off: every claim is its own statement, up to the slots.
+        assert!(starts(1, 1, 2, 1, false));
     }
 }

@@ -86,8 +86,8 @@ pub struct Config {
     pub claim_batch_max: u16,
 
     /// Most claim statements in flight per shard at once. Beyond the first, one starts only
-    /// while a full batch is waiting or none has finished for 10 ms; otherwise claims arriving
-    /// meanwhile wait and go together in the next statement.
+    /// while a slot's share of a full batch (batch max / this) is waiting or none has finished
+    /// for 10 ms; otherwise claims arriving meanwhile wait and go together in the next.
     #[arg(long, env = "TROVE_CLAIM_CONCURRENCY", default_value_t = 2, global = true,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub claim_concurrency: u16,
