@@ -357,30 +357,25 @@ async fn a_replicated_shard_loses_no_acknowledged_claim_when_its_servers_fail() 
     .await;
     // Each standby's lag is reported once it streams: the synchronous one streams already,
     // the other may still be catching up (on a busy machine a watcher poll or two later).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = app.metrics_text().await;
-        let missing: Vec<usize> = formation
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != first)
-            .filter(|(_, node)| {
-                let host = format!("127.0.0.1:{}", node.port);
+    let standbys: Vec<String> = formation
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != first)
+        .map(|(_, node)| format!("127.0.0.1:{}", node.port))
+        .collect();
+    wait_for_metrics(
+        &app,
+        "every standby's lag",
+        Duration::from_secs(15),
+        |text| {
+            standbys.iter().all(|host| {
                 let labels = [("shard", "1"), ("host", host.as_str())];
-                metric(&text, "trove_shard_standby_lag_bytes", &labels).is_none()
+                metric(text, "trove_shard_standby_lag_bytes", &labels).is_some()
             })
-            .map(|(i, _)| i)
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no lag for standbys {missing:?}: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        },
+    )
+    .await;
 
     // A subscriber of the replicated shard's zone, through both failovers.
     let mut ws = crate::realtime::connect(&app, "watcher").await;
@@ -591,13 +586,23 @@ async fn without_standbys_claims_wait(
 
 /// Waits until the metric `name{shard="1"}` reads `want`.
 async fn wait_for_metric(app: &TestApp, name: &str, want: f64, within: Duration) {
+    let what = format!("{name} {want}");
+    wait_for_metrics(app, &what, within, |text| {
+        metric(text, name, &[("shard", "1")]) == Some(want)
+    })
+    .await;
+}
+
+/// Polls Trove's metrics until `ok` holds of them (panics with `what` and the last text if
+/// it has not `within`).
+async fn wait_for_metrics(app: &TestApp, what: &str, within: Duration, ok: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + within;
     loop {
         let text = app.metrics_text().await;
-        if metric(&text, name, &[("shard", "1")]) == Some(want) {
+        if ok(&text) {
             return;
         }
-        assert!(Instant::now() < deadline, "{name} never {want}: {text}");
+        assert!(Instant::now() < deadline, "never {what}: {text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
