@@ -102,8 +102,11 @@ def print_row(row, flush=False):
           f"{s['p99']}, {s['batch']} claims/statement, non-2xx {s['non2xx']}", flush=flush)
     print(f"  CPU µs/claim: Trove {s['trove_us']}, PostgreSQL {s['postgres_us']}, load tool "
           f"{s['load_us']}", flush=flush)
+    print(f"  a claim's time: {s['wait_ms']} ms waiting for its statement, the statement "
+          f"{s['statement_ms']} ms (PostgreSQL's executor {s['exec_ms']} ms of it)", flush=flush)
     print(f"  pgbench, batches of {row['batch']}, {CLAIM_CONNECTIONS} clients: "
-          f"{q['claims_per_s']} claims/s, PostgreSQL {q['postgres_us']} µs/claim"
+          f"{q['claims_per_s']} claims/s ({pgbench_statement_ms(row)} ms a statement), "
+          f"PostgreSQL {q['postgres_us']} µs/claim"
           f"{' (aborted)' if q['failed'] else ''}; Trove / pgbench = {ratio:.2f}x", flush=flush)
     if "players" in row:
         p = row["players"]
@@ -114,13 +117,22 @@ def print_row(row, flush=False):
 
 def summary(rows):
     print("\nper-claim CPU budget (µs; budget: Trove 25, PostgreSQL 45)")
-    print("round | claims/s | Trove | PostgreSQL | load tool | claims/stmt | p99 | "
-          "pgbench claims/s | pgbench PG µs | Trove/pgbench")
+    print("round | claims/s | Trove | PostgreSQL | load tool | claims/stmt | wait ms | "
+          "statement ms | executor ms | p99 | pgbench claims/s | pgbench PG µs | "
+          "pgbench statement ms | Trove/pgbench")
     for row in rows:
         s, q = row["storm"], row["sql"]
         print(f"{row['round']} | {s['claims_per_s']} | {s['trove_us']} | {s['postgres_us']} | "
-              f"{s['load_us']} | {s['batch']} | {s['p99']} | {q['claims_per_s']} | "
-              f"{q['postgres_us']} | {s['claims_per_s'] / max(q['claims_per_s'], 1):.2f}x")
+              f"{s['load_us']} | {s['batch']} | {s['wait_ms']} | {s['statement_ms']} | "
+              f"{s['exec_ms']} | {s['p99']} | {q['claims_per_s']} | "
+              f"{q['postgres_us']} | {pgbench_statement_ms(row)} | "
+              f"{s['claims_per_s'] / max(q['claims_per_s'], 1):.2f}x")
+
+
+def pgbench_statement_ms(row):
+    """How long one of pgbench's statements took, commit and round trip included: each of
+    its clients runs one after another."""
+    return round(1000 * CLAIM_CONNECTIONS * row["batch"] / max(row["sql"]["claims_per_s"], 1), 2)
 
 
 if __name__ == "__main__":

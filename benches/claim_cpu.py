@@ -97,6 +97,29 @@ def top_statements(pg, port):
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8""")
 
 
+def claim_timings(base):
+    """Trove's running totals of claim statements and their time, summed over shards (None
+    for a build without them)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    totals = {}
+    for name in ("statements_total", "statement_claims_total", "statement_seconds_total",
+                 "wait_seconds_total"):
+        values = re.findall(rf"^trove_claim_{name}{{[^}}]*}} (\S+)$", text, re.M)
+        totals[name] = sum(float(v) for v in values) if values else None
+    return totals
+
+
+def where_the_time_goes(before, after):
+    """Mean wall time of a claim statement (asking for a connection to the answer) and mean
+    wait of a claim in its shard's queue, in ms, between two claim_timings."""
+    d = {k: (after[k] - before[k]) if after[k] is not None else None for k in after}
+    if d["statement_seconds_total"] is None or not d["statements_total"]:
+        return None, None
+    return (round(1000 * d["statement_seconds_total"] / d["statements_total"], 2),
+            round(1000 * d["wait_seconds_total"] / max(d["statement_claims_total"], 1), 2))
+
+
 def hs256(player, role, ttl=3600):
     """A Trove token signed with SECRET, made here (5,000 `trove token` runs would take long)."""
     b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
@@ -112,9 +135,12 @@ def admin_lua(admin):
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer {admin}"
 wrk.headers["Content-Type"] = "application/json"
+local requests = {{}}
+for i = 1, 5000 do
+  requests[i] = wrk.format(nil, "/v1/zones/meadow/claims", nil, '{{"player":"p' .. (i - 1) .. '"}}')
+end
 request = function()
-  return wrk.format(nil, "/v1/zones/meadow/claims", nil,
-    '{{"player":"p' .. math.random(0, 4999) .. '"}}')
+  return requests[math.random(1, 5000)]
 end
 """
 
@@ -125,9 +151,13 @@ def player_lua():
     return f"""
 local tokens = {{ {tokens} }}
 wrk.method = "POST"
+local requests = {{}}
+for i = 1, 5000 do
+  requests[i] = wrk.format(nil, "/v1/zones/meadow/claims",
+    {{["Authorization"] = "Bearer " .. tokens[i]}}, nil)
+end
 request = function()
-  return wrk.format(nil, "/v1/zones/meadow/claims",
-    {{["Authorization"] = "Bearer " .. tokens[math.random(1, 5000)]}}, nil)
+  return requests[math.random(1, 5000)]
 end
 """
 
@@ -204,20 +234,23 @@ def run_once(binary, pg, port, run, duration, profile=None, statements=False, pl
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if statements:
         psql(pg, port, "postgres", "SELECT pg_stat_statements_reset()")
+    timings0 = claim_timings(base)
     t0, c0, l0 = cpu_ticks([trove.pid]), cpu_ticks(pids), children_cpu()
     w = subprocess.run(["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", "-s", lua.name, base],
                        capture_output=True, text=True).stdout
     t1, c1 = cpu_ticks([trove.pid]), cpu_ticks(cluster_pids(pg_postmaster(pg_data_dir)))
     l1 = children_cpu()
     opened1 = http("GET", f"{base}/v1/zones/meadow", admin)["opened"]
+    statement_ms, wait_ms = where_the_time_goes(timings0, claim_timings(base))
     for p in perfs:
         p.wait()
     top = top_statements(pg, port) if statements else ""
-    batch = None
+    batch = exec_ms = None
     for line in top.splitlines():
-        calls, rows, _, _, query = line.split("|", 4)
+        calls, rows, mean_ms, _, query = line.split("|", 4)
         if query.startswith("-- Open chests"):
             batch = round(int(rows) / max(int(calls), 1), 1)
+            exec_ms = float(mean_ms)
     trove.terminate()
     trove.wait()
     os.unlink(lua.name)
@@ -238,6 +271,11 @@ def run_once(binary, pg, port, run, duration, profile=None, statements=False, pl
         "p99": lat.get("99%"),
         "statements": top,
         "batch": batch,
+        # A claim's wall time: its wait in the queue, then its statement (of which PostgreSQL's
+        # executor took exec_ms; the rest is the commit, the round trip and waiting for CPU).
+        "wait_ms": wait_ms,
+        "statement_ms": statement_ms,
+        "exec_ms": exec_ms,
     }
 
 

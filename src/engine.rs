@@ -60,9 +60,9 @@ impl Engine {
         }
     }
 
-    /// Per shard: claim statements sent so far and the claims they carried (their ratio is
-    /// the mean batch).
-    pub fn claim_statements(&self) -> Vec<(u64, u64)> {
+    /// Per shard: claim statements sent so far, the claims they carried (their ratio is the
+    /// mean batch), the time the statements took and the time claims waited for one.
+    pub fn claim_statements(&self) -> Vec<crate::claims::SentTotals> {
         self.claim_queues.sent()
     }
 }

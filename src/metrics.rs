@@ -187,13 +187,7 @@ impl Sample {
             let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
             g.get_metric_with_label_values(&label_values)?.set(v);
         }
-        // A family without a series (no replicated shard, say) is left out: the text
-        // format has no way to say it, and the encoder refuses it.
-        self.families.extend(
-            g.collect()
-                .into_iter()
-                .filter(|f| !f.get_metric().is_empty()),
-        );
+        self.push_nonempty(g.collect());
         Ok(())
     }
 
@@ -210,14 +204,32 @@ impl Sample {
             let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
             c.get_metric_with_label_values(&label_values)?.inc_by(v);
         }
-        // A family without a series (no replicated shard, say) is left out: the text
-        // format has no way to say it, and the encoder refuses it.
-        self.families.extend(
-            c.collect()
-                .into_iter()
-                .filter(|f| !f.get_metric().is_empty()),
-        );
+        self.push_nonempty(c.collect());
         Ok(())
+    }
+
+    /// Labelled counters of seconds (running totals another module keeps).
+    pub fn seconds(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        values: Vec<(Vec<String>, f64)>,
+    ) -> Result<(), prometheus::Error> {
+        let c = prometheus::CounterVec::new(Opts::new(name, help), labels)?;
+        for (label_values, v) in values {
+            let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
+            c.get_metric_with_label_values(&label_values)?.inc_by(v);
+        }
+        self.push_nonempty(c.collect());
+        Ok(())
+    }
+
+    /// A family without a series (no replicated shard, say) is left out: the text format
+    /// has no way to say it, and the encoder refuses it.
+    fn push_nonempty(&mut self, families: Vec<MetricFamily>) {
+        self.families
+            .extend(families.into_iter().filter(|f| !f.get_metric().is_empty()));
     }
 
     /// A counter whose running total another module keeps (an atomic that only grows).

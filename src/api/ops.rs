@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::claims::SentTotals;
 use crate::error::Error;
 use crate::metrics::Sample;
 use crate::shards::{ShardReadiness, ShardSet};
@@ -253,21 +254,33 @@ fn sample(state: &AppState) -> Result<Sample, prometheus::Error> {
         state.limiter.refused_closed.load(Ordering::Relaxed),
     )?;
     let sent = state.engine.claim_statements();
-    let per_shard = |pick: fn(&(u64, u64)) -> u64| {
+    fn per_shard<T>(sent: &[SentTotals], pick: fn(&SentTotals) -> T) -> Vec<(Vec<String>, T)> {
         let rows = sent.iter().enumerate();
         rows.map(|(i, v)| (vec![i.to_string()], pick(v))).collect()
-    };
+    }
     s.counters(
         "trove_claim_statements_total",
         "Claim statements sent to each shard (each a batch of claims, one round trip and commit).",
         &["shard"],
-        per_shard(|v| v.0),
+        per_shard(&sent, |v| v.statements),
     )?;
     s.counters(
         "trove_claim_statement_claims_total",
         "Claims carried by those statements: divided by trove_claim_statements_total, the mean batch.",
         &["shard"],
-        per_shard(|v| v.1),
+        per_shard(&sent, |v| v.claims),
+    )?;
+    s.seconds(
+        "trove_claim_statement_seconds_total",
+        "Wall time of those statements, from asking for a connection to the answer: divided by trove_claim_statements_total, the mean statement.",
+        &["shard"],
+        per_shard(&sent, |v| v.statement_seconds),
+    )?;
+    s.seconds(
+        "trove_claim_wait_seconds_total",
+        "Time claims waited in their shard's queue for a statement: divided by trove_claim_statement_claims_total, the mean wait.",
+        &["shard"],
+        per_shard(&sent, |v| v.waited_seconds),
     )?;
     s.counter(
         "trove_token_verifications_total",

@@ -73,6 +73,9 @@ pub enum ClaimStatus {
 
 type Reply = oneshot::Sender<Result<ClaimStatus>>;
 
+/// A claim in its shard's queue: what to run, where to answer, and since when it waits.
+type Waiting = (Request, Reply, Instant);
+
 /// A row of the statement's answer before the batch's receipts are signed.
 enum Decoded {
     /// A claim, and whether it was a replay.
@@ -109,17 +112,36 @@ pub struct Queues {
 
 struct Queue {
     shard: Arc<Shard>,
-    tx: OnceLock<mpsc::UnboundedSender<(Request, Reply)>>,
+    tx: OnceLock<mpsc::UnboundedSender<Waiting>>,
     sent: Arc<Sent>,
 }
 
 /// Claim statements a shard's queue has sent and the claims they carried: their ratio is the
 /// mean batch, which decides what a claim costs (one round trip, one commit and one receipt
-/// signature are shared by a statement's claims).
+/// signature are shared by a statement's claims). With the time the statements took and the
+/// time claims waited for one, they say where a claim's latency goes.
 #[derive(Default)]
 struct Sent {
     statements: AtomicU64,
     claims: AtomicU64,
+    statement_nanos: AtomicU64,
+    waited_nanos: AtomicU64,
+}
+
+/// A shard queue's running totals (`trove_claim_statement*`, `trove_claim_wait*` metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SentTotals {
+    pub statements: u64,
+    pub claims: u64,
+    /// Wall time of the statements, from taking a connection to the answer (reruns included).
+    pub statement_seconds: f64,
+    /// Time claims waited in the queue before a statement took them.
+    pub waited_seconds: f64,
+}
+
+fn add_nanos(total: &AtomicU64, d: Duration) {
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    total.fetch_add(nanos, Ordering::Relaxed);
 }
 
 impl Queues {
@@ -140,15 +162,18 @@ impl Queues {
     }
 
     /// Per shard: claim statements sent so far, and the claims they carried.
-    pub fn sent(&self) -> Vec<(u64, u64)> {
+    pub fn sent(&self) -> Vec<SentTotals> {
+        let seconds = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / 1e9;
         self.queues
             .iter()
             .map(|q| {
                 let s = &q.sent;
-                (
-                    s.statements.load(Ordering::Relaxed),
-                    s.claims.load(Ordering::Relaxed),
-                )
+                SentTotals {
+                    statements: s.statements.load(Ordering::Relaxed),
+                    claims: s.claims.load(Ordering::Relaxed),
+                    statement_seconds: seconds(&s.statement_nanos),
+                    waited_seconds: seconds(&s.waited_nanos),
+                }
             })
             .collect()
     }
@@ -175,7 +200,7 @@ impl Queues {
             tx
         });
         let (reply, answer) = oneshot::channel();
-        tx.send((req, reply))
+        tx.send((req, reply, Instant::now()))
             .map_err(|_| Error::Internal("claim queue stopped".into()))?;
         answer
             .await
@@ -195,7 +220,7 @@ impl Queues {
 /// the same batches on both connections did twice the claims.
 async fn run(
     shard: Arc<Shard>,
-    mut rx: mpsc::UnboundedReceiver<(Request, Reply)>,
+    mut rx: mpsc::UnboundedReceiver<Waiting>,
     batching: Batching,
     receipts: Arc<ReceiptKeys>,
     sent: Arc<Sent>,
@@ -222,14 +247,16 @@ async fn run(
             sent.claims.fetch_add(batch.len() as u64, Ordering::Relaxed);
             running.fetch_add(1, Ordering::AcqRel);
             let (shard, receipts) = (Arc::clone(&shard), Arc::clone(&receipts));
-            let (running, done) = (Arc::clone(&running), Arc::clone(&done));
+            let slot = Slot {
+                running: Arc::clone(&running),
+                done: Arc::clone(&done),
+            };
             let claims = std::mem::take(&mut batch);
             progress = Instant::now();
-            tokio::spawn(async move {
-                execute(&shard, &receipts, claims).await;
-                running.fetch_sub(1, Ordering::AcqRel);
-                done.notify_one();
-            });
+            let waited = claims.iter().map(|(_, _, since)| progress - *since).sum();
+            add_nanos(&sent.waited_nanos, waited);
+            let sent = Arc::clone(&sent);
+            tokio::spawn(async move { execute(&shard, &receipts, &sent, claims, slot).await });
             continue;
         }
         if !open && batch.is_empty() {
@@ -249,6 +276,22 @@ async fn run(
     }
 }
 
+/// A running statement's place among the shard's slots. Given back (waking the shard's task)
+/// once the statement has answered, before its rows are decoded, its receipts signed and its
+/// claims answered: the connection is free by then, and the next statement need not wait
+/// for that work. Dropped on every path, a panic's included.
+struct Slot {
+    running: Arc<AtomicUsize>,
+    done: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        self.done.notify_one();
+    }
+}
+
 /// Whether `waiting` claims go now, with `busy` of `slots` statements in flight: at once on an
 /// idle shard; beside running ones when a slot's `share` of a full batch waits or the running
 /// ones are stalled.
@@ -256,7 +299,13 @@ fn starts(waiting: usize, busy: usize, slots: usize, share: usize, stalled: bool
     waiting > 0 && (busy == 0 || (busy < slots && (waiting >= share || stalled)))
 }
 
-async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request, Reply)>) {
+async fn execute(
+    shard: &Arc<Shard>,
+    receipts: &ReceiptKeys,
+    sent: &Sent,
+    batch: Vec<Waiting>,
+    slot: Slot,
+) {
     let n = batch.len();
     let mut zone_ids = Vec::with_capacity(n);
     let mut epochs = Vec::with_capacity(n);
@@ -272,7 +321,7 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
     let mut replies = Vec::with_capacity(n);
     let mut names = Vec::with_capacity(n);
     let mut infos = Vec::with_capacity(n);
-    for (r, reply) in batch {
+    for (r, reply, _) in batch {
         names.push(r.zone);
         infos.push(r.info);
         zone_ids.push(r.zone_id);
@@ -308,6 +357,7 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
         .await;
         Ok::<_, Error>(rows)
     };
+    let started = Instant::now();
     let mut rows = run().await;
     // The statement rolled back as a whole, so running it again is safe. A deadlock needs
     // every counter slot of two zones held at once (the statement then waits for one), or
@@ -325,6 +375,8 @@ async fn execute(shard: &Arc<Shard>, receipts: &ReceiptKeys, batch: Vec<(Request
             _ => break,
         }
     }
+    add_nanos(&sent.statement_nanos, started.elapsed());
+    drop(slot);
     let rows = rows.and_then(|r| r.map_err(|e| shard.db_error(e)));
     match rows {
         Ok(rows)

@@ -7,7 +7,7 @@ mod nonces;
 mod prerolled;
 
 pub(crate) use batch::Queues;
-pub use batch::{Batching, ClaimStatus};
+pub use batch::{Batching, ClaimStatus, SentTotals};
 pub use nonces::{ClientSeed, Next, NonceCache, PlayerTurns};
 
 use std::sync::Arc;

@@ -105,6 +105,18 @@ async fn metrics_move_with_claims_requests_and_websockets() {
     let statements = sum("trove_claim_statements_total");
     assert!(statements >= 5.0, "{statements} statements");
     assert_eq!(sum("trove_claim_statement_claims_total"), statements);
+    // Each statement ran inside the claim it carried, so their time is some of the claims'.
+    let statement_seconds = sum("trove_claim_statement_seconds_total");
+    let claim_seconds = sum("trove_claim_duration_seconds_sum");
+    assert!(
+        statement_seconds > 0.0 && statement_seconds < claim_seconds,
+        "statements {statement_seconds} s, claims {claim_seconds} s"
+    );
+    let waited = sum("trove_claim_wait_seconds_total");
+    assert!(
+        (0.0..statement_seconds).contains(&waited),
+        "claims waited {waited} s for statements of {statement_seconds} s"
+    );
     let http = |class: &str| {
         metric(
             &text,
