@@ -10,7 +10,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use prometheus::core::Collector;
+use prometheus::core::{Atomic, AtomicF64, AtomicU64, Collector, GenericCounterVec};
 use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
@@ -199,13 +199,7 @@ impl Sample {
         labels: &[&str],
         values: Vec<(Vec<String>, u64)>,
     ) -> Result<(), prometheus::Error> {
-        let c = prometheus::IntCounterVec::new(Opts::new(name, help), labels)?;
-        for (label_values, v) in values {
-            let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
-            c.get_metric_with_label_values(&label_values)?.inc_by(v);
-        }
-        self.push_nonempty(c.collect());
-        Ok(())
+        self.labelled::<AtomicU64>(name, help, labels, values)
     }
 
     /// Labelled counters of seconds (running totals another module keeps).
@@ -216,7 +210,17 @@ impl Sample {
         labels: &[&str],
         values: Vec<(Vec<String>, f64)>,
     ) -> Result<(), prometheus::Error> {
-        let c = prometheus::CounterVec::new(Opts::new(name, help), labels)?;
+        self.labelled::<AtomicF64>(name, help, labels, values)
+    }
+
+    fn labelled<P: Atomic>(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        values: Vec<(Vec<String>, P::T)>,
+    ) -> Result<(), prometheus::Error> {
+        let c = GenericCounterVec::<P>::new(Opts::new(name, help), labels)?;
         for (label_values, v) in values {
             let label_values: Vec<&str> = label_values.iter().map(String::as_str).collect();
             c.get_metric_with_label_values(&label_values)?.inc_by(v);
