@@ -157,31 +157,39 @@ fn printed_value<'a>(lines: &'a [String], label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label:?} in {lines:#?}"))
 }
 
-/// `/readyz`: each shard lists its three hosts, one primary and two standbys.
+/// `/readyz`: each shard lists its three hosts, one primary and two standbys. The stack
+/// serves once each shard has its primary and synchronous standby, so the other standby may
+/// still be joining: it is given 30 s.
 async fn assert_each_shard_has_a_primary_and_two_standbys(client: &reqwest::Client, base: &str) {
-    let resp = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(resp.status(), reqwest::StatusCode::OK);
-    let body: Value = resp.json().await.expect("readyz body");
-    let shards = body["shards"].as_array().expect("shards");
-    assert_eq!(shards.len(), 2, "{body}");
-    for shard in shards {
-        let hosts = shard["hosts"].as_array().expect("hosts");
-        let roles: Vec<&str> = hosts.iter().filter_map(|h| h["role"].as_str()).collect();
-        assert_eq!(hosts.len(), 3, "{shard}");
-        assert_eq!(
-            roles.iter().filter(|r| **r == "primary").count(),
-            1,
-            "{shard}"
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+        let body: Value = resp.json().await.expect("readyz body");
+        let shards = body["shards"].as_array().expect("shards");
+        assert_eq!(shards.len(), 2, "{body}");
+        let count = |hosts: &[Value], role: &str| {
+            hosts
+                .iter()
+                .filter(|h| h["role"].as_str() == Some(role))
+                .count()
+        };
+        let formed = shards.iter().all(|shard| {
+            let hosts = shard["hosts"].as_array().map_or(&[][..], Vec::as_slice);
+            hosts.len() == 3 && count(hosts, "primary") == 1 && count(hosts, "standby") == 2
+        });
+        if formed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every shard should have one primary and two standbys within 30 s: {body}"
         );
-        assert_eq!(
-            roles.iter().filter(|r| **r == "standby").count(),
-            2,
-            "{shard}"
-        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
