@@ -133,7 +133,8 @@ struct Sent {
 pub struct SentTotals {
     pub statements: u64,
     pub claims: u64,
-    /// Wall time of the statements, from taking a connection to the answer (reruns included).
+    /// Wall time of the statements, from asking for a connection to the answer (reruns
+    /// included).
     pub statement_seconds: f64,
     /// Time claims waited in the queue before a statement took them.
     pub waited_seconds: f64,
@@ -161,7 +162,8 @@ impl Queues {
         }
     }
 
-    /// Per shard: claim statements sent so far, and the claims they carried.
+    /// Per shard: claim statements sent so far, the claims they carried, the statements'
+    /// time and the claims' wait.
     pub fn sent(&self) -> Vec<SentTotals> {
         let seconds = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / 1e9;
         self.queues
